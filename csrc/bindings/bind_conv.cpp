@@ -1,0 +1,125 @@
+#include <cstring>
+
+#include "convcore/conv2d.h"
+#include "ndarray.h"
+
+namespace convcore_py {
+
+namespace {
+
+convcore::Conv2dParams make_params(const char* op, const std::vector<index_t>& xs,
+                                   const std::vector<index_t>& ws,
+                                   const std::vector<index_t>& stride,
+                                   const std::vector<index_t>& pad,
+                                   const std::vector<index_t>& dil, index_t groups) {
+  if (xs.size() != 4) throw py::value_error(std::string(op) + ": input must be 4-D (N, C, H, W)");
+  if (ws.size() != 4) throw py::value_error(std::string(op) + ": weight must be 4-D (K, C/groups, kh, kw)");
+  auto s = to_array<2>(stride, op, "stride");
+  auto pd = to_array<4>(pad, op, "padding");
+  auto d = to_array<2>(dil, op, "dilation");
+  convcore::Conv2dParams p;
+  p.N = xs[0]; p.C = xs[1]; p.H = xs[2]; p.W = xs[3];
+  p.K = ws[0]; p.kh = ws[2]; p.kw = ws[3];
+  p.stride_h = s[0]; p.stride_w = s[1];
+  p.pad_t = pd[0]; p.pad_l = pd[1]; p.pad_b = pd[2]; p.pad_r = pd[3];
+  p.dil_h = d[0]; p.dil_w = d[1];
+  p.groups = groups;
+  if (groups > 0 && xs[1] % groups == 0 && ws[1] != xs[1] / groups)
+    throw py::value_error(std::string(op) + ": weight has " + std::to_string(ws[1]) +
+                          " input channels per group, but input has " + std::to_string(xs[1]) +
+                          " channels in " + std::to_string(groups) + " group(s) (expected " +
+                          std::to_string(xs[1] / groups) + ")");
+  p.finalize(op);
+  return p;
+}
+
+std::vector<index_t> shape_of(const farray& a) {
+  return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
+}
+
+convcore::ConvAlgo parse_algo(const std::string& s) {
+  using convcore::ConvAlgo;
+  for (ConvAlgo a : {ConvAlgo::Auto, ConvAlgo::Gemm1x1, ConvAlgo::Im2colGemm, ConvAlgo::Depthwise,
+                     ConvAlgo::Winograd3x3, ConvAlgo::Direct})
+    if (s == convcore::conv_algo_name(a)) return a;
+  throw py::value_error("conv2d: unknown algorithm '" + s + "'");
+}
+
+}  // namespace
+
+void bind_conv(py::module_& m) {
+  m.def(
+      "conv2d_forward",
+      [](const farray& x, const farray& w, py::object bias, std::vector<index_t> stride,
+         std::vector<index_t> pad, std::vector<index_t> dil, index_t groups, float lo, float hi,
+         py::object residual, const std::string& algo) {
+        const char* op = "conv2d";
+        auto p = make_params(op, shape_of(x), shape_of(w), stride, pad, dil, groups);
+        convcore::Epilogue ep;
+        ep.lo = lo; ep.hi = hi;
+        farray b, r;
+        if (!bias.is_none()) {
+          b = bias.cast<farray>();
+          if (b.ndim() != 1 || b.shape(0) != p.K)
+            throw py::value_error("conv2d: bias must have shape (" + std::to_string(p.K) + ",)");
+          ep.bias = b.data();
+        }
+        farray y = empty({p.N, p.K, p.OH, p.OW});
+        const float* rp = nullptr;
+        if (!residual.is_none()) {
+          r = residual.cast<farray>();
+          if (shape_of(r) != shape_of(y))
+            throw py::value_error("conv2d: residual must have the output's shape");
+          rp = r.data();
+        }
+        auto a = parse_algo(algo);
+        const float *xp = x.data(), *wp = w.data();
+        float* yp = y.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          convcore::conv2d_forward(p, xp, wp, yp, ep, rp, a);
+        }
+        return y;
+      },
+      py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"), py::arg("lo"), py::arg("hi"), py::arg("residual"),
+      py::arg("algo") = "auto");
+
+  m.def(
+      "conv2d_backward",
+      [](const farray& gy, const farray& x, const farray& w, std::vector<index_t> stride,
+         std::vector<index_t> pad, std::vector<index_t> dil, index_t groups, bool need_x,
+         bool need_w, bool need_b) {
+        const char* op = "conv2d_backward";
+        auto p = make_params(op, shape_of(x), shape_of(w), stride, pad, dil, groups);
+        std::vector<index_t> ys = {p.N, p.K, p.OH, p.OW};
+        if (shape_of(gy) != ys)
+          throw py::value_error("conv2d_backward: grad_out must have the output's shape");
+        py::object gx = py::none(), gw = py::none(), gb = py::none();
+        float *gxp = nullptr, *gwp = nullptr, *gbp = nullptr;
+        if (need_x) { farray a = empty(shape_of(x)); gxp = a.mutable_data(); gx = a; }
+        if (need_w) { farray a = empty(shape_of(w)); gwp = a.mutable_data(); gw = a; }
+        if (need_b) { farray a = empty({p.K}); gbp = a.mutable_data(); gb = a; }
+        const float *gyp = gy.data(), *xp = x.data(), *wp = w.data();
+        {
+          py::gil_scoped_release nogil;
+          if (p.N == 0) {
+            if (gwp) std::memset(gwp, 0, size_t(p.w_size()) * sizeof(float));
+            if (gbp) std::memset(gbp, 0, size_t(p.K) * sizeof(float));
+          } else {
+            convcore::conv2d_backward_input(p, gyp, wp, gxp);
+            if (gwp || gbp) convcore::conv2d_backward_weight(p, gyp, xp, gwp, gbp);
+          }
+        }
+        return py::make_tuple(gx, gw, gb);
+      });
+
+  m.def("conv_algo",
+        [](std::vector<index_t> xs, std::vector<index_t> ws, std::vector<index_t> stride,
+           std::vector<index_t> pad, std::vector<index_t> dil, index_t groups) {
+          auto p = make_params("conv2d", xs, ws, stride, pad, dil, groups);
+          return std::string(convcore::conv_algo_name(convcore::choose_conv_algo(p)));
+        });
+}
+
+}  // namespace convcore_py

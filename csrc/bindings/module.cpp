@@ -1,0 +1,13 @@
+#include "ndarray.h"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "convcore compiled kernels (internal; use the convcore package)";
+#ifdef CONVCORE_VERSION
+  m.attr("__version__") = CONVCORE_VERSION;
+#endif
+  convcore_py::bind_info(m);
+  convcore_py::bind_conv(m);
+  convcore_py::bind_pool(m);
+  convcore_py::bind_activation(m);
+  convcore_py::bind_cuda(m);
+}

@@ -1,0 +1,27 @@
+// Thread pool control and the per-worker floating-point environment.
+#pragma once
+#include <cstdint>
+
+namespace convcore {
+
+// Number of OpenMP workers every kernel uses. Default: OMP_NUM_THREADS if
+// set, else the machine's cores.
+int get_num_threads();
+void set_num_threads(int n);
+
+// Sets flush-to-zero and denormals-are-zero for the current thread and
+// restores the previous MXCSR on destruction. Subnormal operands slow x86
+// arithmetic 20-50x; trained weights and small activations produce them.
+// Every kernel opens one of these inside each worker (see parallel_for).
+class DenormalGuard {
+ public:
+  DenormalGuard();
+  ~DenormalGuard();
+  DenormalGuard(const DenormalGuard&) = delete;
+  DenormalGuard& operator=(const DenormalGuard&) = delete;
+
+ private:
+  unsigned saved_ = 0;
+};
+
+}  // namespace convcore
