@@ -1,20 +1,15 @@
-// Declarations of the per-ISA kernels, shared by their sources and table.cpp.
+// Declarations of the per-ISA GEMM kernels, shared by their sources and table.cpp.
 #pragma once
-#include "convcore/cpu/kernels/simd.h"
+#include "convcore/cpu/kernels/gemm_ukernel.h"
 #include "convcore/dispatch.h"
 
 namespace convcore {
 namespace cpu {
 namespace CONVCORE_ISA {
 
-// Rows of the SGEMM register tile (columns are two vectors).
-#if defined(CONVCORE_ISA_avx512)
-constexpr int kGemmMR = 12;
-#else
-constexpr int kGemmMR = 6;
-#endif
-
 void sgemm(const GemmArgs& g);
+void depthwise_plane(const Conv2dParams& p, const float* x, const float* w, float bias, float* y,
+                     const float* residual, bool clamp, float lo, float hi);
 
 }  // namespace CONVCORE_ISA
 }  // namespace cpu

@@ -13,9 +13,13 @@ namespace CONVCORE_ISA {
 void fill_table(KernelTable& t) {
   t.isa = CC_STR(CONVCORE_ISA);
   t.simd_width = kVW;
-  t.gemm_mr = kGemmMR;
-  t.gemm_nr = 2 * kVW;
+  t.gemm_mr = kMR;
+  t.gemm_nr = kNR;
+  t.gemm_kc = 256;
   t.sgemm = &sgemm;
+  t.gemm_pack_a = &gemm_pack_a;
+  t.gemm_block = &gemm_block;
+  t.depthwise_plane = &depthwise_plane;
   t.relu = &relu;
 }
 
