@@ -51,10 +51,11 @@ struct KernelTable {
   // NR-column panels, k-major (Bp[panel][k][NR], zero-padded), per `out`.
   void (*gemm_block)(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp,
                      float* C, index_t ldc, const GemmTileOut& out) = nullptr;
-  // Depthwise conv of one channel plane (see cpu/kernels/depthwise.cpp).
-  void (*depthwise_plane)(const Conv2dParams& p, const float* x, const float* w,
-                          float bias, float* y, const float* residual, bool clamp, float lo,
-                          float hi) = nullptr;
+  // Depthwise conv (groups == C) of the output planes nk in [nk0, nk1)
+  // (nk = n*K + k), bias/residual/clamp fused (cpu/kernels/depthwise.cpp).
+  void (*depthwise)(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                    float* y, const float* residual, bool clamp, float lo, float hi,
+                    index_t nk0, index_t nk1) = nullptr;
   // y[i] = max(x[i], 0) over n floats (x may equal y).
   void (*relu)(index_t n, const float* x, float* y) = nullptr;
 };

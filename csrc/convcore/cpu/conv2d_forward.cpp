@@ -190,16 +190,13 @@ Split choose_split(index_t ng, index_t panels, index_t mpanels, index_t NR, inde
 
 void run_depthwise(const Conv2dParams& p, const float* x, const float* w, float* y,
                    const Epilogue& ep, const float* residual) {
-  const index_t mult = p.K / p.C, hw = p.H * p.W, ohw = p.OH * p.OW;
   const KernelTable& kt = kernels();
-  const index_t grain = std::max<index_t>(1, 4096 / std::max<index_t>(1, ohw));
+  // At least ~64K multiply-adds per worker: below that, waking a thread
+  // costs more than it saves.
+  const index_t per_plane = std::max<index_t>(1, p.OH * p.OW * p.kh * p.kw);
+  const index_t grain = std::max<index_t>(1, (index_t(1) << 16) / per_plane);
   parallel_for(p.N * p.K, grain, [&](index_t b, index_t e) {
-    for (index_t nk = b; nk < e; ++nk) {
-      const index_t k = nk % p.K, n = nk / p.K, c = k / mult;
-      kt.depthwise_plane(p, x + (n * p.C + c) * hw, w + k * p.kh * p.kw,
-                         ep.bias ? ep.bias[k] : 0.f, y + nk * ohw,
-                         residual ? residual + nk * ohw : nullptr, ep.clamp(), ep.lo, ep.hi);
-    }
+    kt.depthwise(p, x, w, ep.bias, y, residual, ep.clamp(), ep.lo, ep.hi, b, e);
   });
 }
 

@@ -8,8 +8,9 @@ namespace cpu {
 namespace CONVCORE_ISA {
 
 void sgemm(const GemmArgs& g);
-void depthwise_plane(const Conv2dParams& p, const float* x, const float* w, float bias, float* y,
-                     const float* residual, bool clamp, float lo, float hi);
+void depthwise(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+               float* y, const float* residual, bool clamp, float lo, float hi, index_t nk0,
+               index_t nk1);
 
 }  // namespace CONVCORE_ISA
 }  // namespace cpu
