@@ -51,6 +51,11 @@ struct KernelTable {
   // NR-column panels, k-major (Bp[panel][k][NR], zero-padded), per `out`.
   void (*gemm_block)(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp,
                      float* C, index_t ldc, const GemmTileOut& out) = nullptr;
+  // Packs rows [p0, p0+kc) x columns [j0, j0+nc) of one image-group's
+  // implicit im2col matrix (row r = (c, ki, kj), column j = (oh, ow)) into
+  // NR-column panels as gemm_block wants them (cpu/kernels/conv_pack.cpp).
+  void (*conv_pack_b)(const Conv2dParams& p, const float* x_group, index_t p0, index_t kc,
+                      index_t j0, index_t nc, float* Bp) = nullptr;
   // Depthwise conv (groups == C) of the output planes nk in [nk0, nk1)
   // (nk = n*K + k), bias/residual/clamp fused (cpu/kernels/depthwise.cpp).
   void (*depthwise)(const Conv2dParams& p, const float* x, const float* w, const float* bias,

@@ -80,92 +80,6 @@ float* b_scratch(index_t n) {
   return buf.data();
 }
 
-// Writes `len` values of column run [jj, jj+len) of packed row k: value
-// src(t) for t in [0, len) (src == nullptr: zeros). Panels are NR wide.
-struct PanelWriter {
-  float* Bp;
-  index_t kc, NR;
-  template <typename F>
-  inline void run(index_t k, index_t jj, index_t len, F&& src) const {
-    index_t t = 0;
-    while (t < len) {
-      const index_t col = jj + t, lane = col % NR;
-      const index_t n = std::min(len - t, NR - lane);
-      float* d = Bp + (col - lane) * kc + k * NR + lane;
-      src(d, t, n);
-      t += n;
-    }
-  }
-};
-
-// Packs rows [p0, p0+kc) x columns [j0, j0+nc) of one image-group's implicit
-// im2col matrix (row r = (c, ki, kj), column j = (oh, ow)) into NR-column
-// panels, zero-padding the last one.
-void pack_b_conv(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, index_t j0,
-                 index_t nc, index_t NR, float* Bp) {
-  const index_t hw = p.H * p.W;
-  const index_t ncp = (nc + NR - 1) / NR * NR;
-  const bool plain = is_1x1(p) && p.stride_h == 1 && p.stride_w == 1 && p.pad_t == 0 &&
-                     p.pad_l == 0 && p.OW == p.W;
-  if (plain) {  // column j reads x[c][j]: copy NR-float slices
-    for (index_t jp = 0; jp < nc; jp += NR) {
-      const index_t nr = std::min(NR, nc - jp);
-      float* dst = Bp + jp * kc;
-      const float* src = xg + p0 * hw + j0 + jp;
-      if (nr == NR) {
-        for (index_t k = 0; k < kc; ++k, dst += NR, src += hw)
-          for (index_t t = 0; t < NR; ++t) dst[t] = src[t];
-      } else {
-        for (index_t k = 0; k < kc; ++k, dst += NR, src += hw) {
-          for (index_t t = 0; t < nr; ++t) dst[t] = src[t];
-          for (index_t t = nr; t < NR; ++t) dst[t] = 0.f;
-        }
-      }
-    }
-    return;
-  }
-  const PanelWriter pw{Bp, kc, NR};
-  const index_t khw = p.kh * p.kw;
-  auto zeros = [](float* d, index_t, index_t n) { for (index_t i = 0; i < n; ++i) d[i] = 0.f; };
-  for (index_t k = 0; k < kc; ++k) {
-    const index_t r = p0 + k, c = r / khw, ki = (r % khw) / p.kw, kj = r % p.kw;
-    const float* xc = xg + c * hw;
-    const index_t off_w = kj * p.dil_w - p.pad_l;
-    // ow whose tap iw = ow*sw + off_w is inside [0, W)
-    const index_t a = off_w >= 0 ? 0 : (-off_w + p.stride_w - 1) / p.stride_w;
-    const index_t b = p.W - off_w <= 0 ? 0 : (p.W - off_w - 1) / p.stride_w + 1;
-    index_t jj = 0, oh = j0 / p.OW, ow = j0 % p.OW;
-    while (jj < nc) {
-      const index_t seg = std::min(p.OW - ow, nc - jj);
-      const index_t ih = oh * p.stride_h - p.pad_t + ki * p.dil_h;
-      if (ih < 0 || ih >= p.H) {
-        pw.run(k, jj, seg, zeros);
-      } else {
-        const index_t lo = std::clamp(a, ow, ow + seg), hi = std::clamp(b, lo, ow + seg);
-        pw.run(k, jj, lo - ow, zeros);
-        const float* xr = xc + ih * p.W + off_w;
-        if (p.stride_w == 1) {
-          const float* s = xr + lo;
-          pw.run(k, jj + lo - ow, hi - lo, [s](float* d, index_t t, index_t n) {
-            for (index_t i = 0; i < n; ++i) d[i] = s[t + i];
-          });
-        } else {
-          const index_t sw = p.stride_w;
-          const float* s = xr + lo * sw;
-          pw.run(k, jj + lo - ow, hi - lo, [s, sw](float* d, index_t t, index_t n) {
-            for (index_t i = 0; i < n; ++i) d[i] = s[(t + i) * sw];
-          });
-        }
-        pw.run(k, jj + hi - ow, ow + seg - hi, zeros);
-      }
-      jj += seg;
-      ow = 0;
-      ++oh;
-    }
-    for (index_t j = nc; j < ncp; ++j) Bp[(j - j % NR) * kc + k * NR + j % NR] = 0.f;
-  }
-}
-
 // Job split over columns (panels of NR) and rows (panels of MR) of each
 // image-group's output: minimise the slowest thread's work, counting the
 // B packing of each job as ~24 extra rows.
@@ -270,7 +184,7 @@ struct ConvRunner {
         const index_t cbase = (n * p.K + g * Kg) * ohw;
         for (index_t p0 = 0; p0 < rows; p0 += KC) {
           const index_t kc = std::min(KC, rows - p0);
-          pack_b_conv(p, xg, p0, kc, j0, j1 - j0, NR, Bp);
+          kt.conv_pack_b(p, xg, p0, kc, j0, j1 - j0, Bp);
           const float* Ablk = A + g * pk.mpad_ * rows + p0 * pk.mpad_;
           for (index_t i0 = m0; i0 < m1; i0 += MC) {
             const index_t mc = std::min(MC, m1 - i0);

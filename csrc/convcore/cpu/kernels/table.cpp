@@ -25,6 +25,7 @@ void fill_table(KernelTable& t) {
   t.gemm_pack_a = &gemm_pack_a;
   t.gemm_block = &gemm_block;
   t.depthwise = &depthwise;
+  t.conv_pack_b = &conv_pack_b;
   t.relu = &relu;
 }
 
