@@ -1,0 +1,234 @@
+"""conv2d forward: every algorithm (forced with algo=, and auto) against a
+float64 numpy reference, on odd sizes and edge tiles, with every fused
+epilogue and a residual; PackedConv2d; 1 vs 2 threads bitwise; and the lower
+ISAs in subprocesses (CONVCORE_ISA=baseline / avx2)."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import convcore as cc
+from convcore import _core
+from convcore.functional import conv2d_fused, conv_algorithm
+
+
+def ref_conv(x, w, b, stride, pads, dil, groups):
+    """float64 direct convolution over explicitly padded, strided windows."""
+    t, l, bo, r = pads
+    x = np.pad(np.asarray(x, np.float64), ((0, 0), (0, 0), (t, bo), (l, r)))
+    w = np.asarray(w, np.float64)
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    (sh, sw), (dh, dw) = stride, dil
+    OH = (H - dh * (kh - 1) - 1) // sh + 1
+    OW = (W - dw * (kw - 1) - 1) // sw + 1
+    Kg = K // groups
+    y = np.zeros((N, K, OH, OW))
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                patch = x[:, g * Cg:(g + 1) * Cg, i * dh:i * dh + sh * (OH - 1) + 1:sh,
+                          j * dw:j * dw + sw * (OW - 1) + 1:sw]
+                y[:, g * Kg:(g + 1) * Kg] += np.einsum("nchw,kc->nkhw", patch,
+                                                       w[g * Kg:(g + 1) * Kg, :, i, j])
+    if b is not None:
+        y += np.asarray(b, np.float64)[None, :, None, None]
+    return y
+
+
+def epilogue(y, act, residual):
+    if residual is not None:
+        y = y + residual
+    if act == "relu":
+        y = np.maximum(y, 0)
+    elif isinstance(act, tuple):
+        y = np.clip(y, act[1], act[2])
+    return y
+
+
+# (N, C, H, W, K, kh, kw, stride, pads(t,l,b,r), dilation, groups)
+CASES = [
+    (1, 16, 9, 11, 24, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # 1x1, cols not /NR
+    (2, 13, 7, 5, 13, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),      # 1x1 stride 2, odd K
+    (1, 8, 6, 6, 8, 1, 1, (1, 1), (1, 0, 2, 1), (1, 1), 1),        # 1x1 with padding
+    (1, 40, 10, 9, 17, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # 3x3, K rows > one k block
+    (2, 6, 12, 13, 10, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),     # 3x3 stride 2
+    (1, 3, 23, 21, 9, 7, 7, (2, 2), (3, 3, 3, 3), (1, 1), 1),      # stem 7x7 stride 2
+    (1, 5, 8, 14, 7, 1, 5, (1, 2), (0, 2, 0, 1), (1, 1), 1),       # 1xK, per-axis stride
+    (1, 5, 14, 8, 7, 5, 1, (1, 1), (2, 0, 1, 0), (1, 1), 1),       # Kx1, asymmetric pad
+    (1, 6, 15, 15, 4, 3, 3, (1, 1), (2, 2, 2, 2), (2, 2), 1),      # dilation
+    (2, 8, 9, 10, 12, 3, 3, (1, 2), (1, 0, 1, 2), (1, 1), 2),      # groups=2
+    (1, 16, 20, 19, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 16),   # depthwise narrow
+    (1, 4, 9, 70, 4, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 4),       # depthwise wide rows
+    (1, 4, 11, 75, 4, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 4),      # depthwise wide, s2
+    (2, 6, 13, 9, 12, 5, 5, (2, 2), (2, 2, 2, 2), (1, 1), 6),      # dw 5x5 s2, mult 2
+    (1, 5, 12, 12, 5, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1), 5),      # dw 5x5 s1
+    (1, 3, 10, 11, 3, 3, 3, (1, 1), (0, 2, 1, 0), (2, 1), 3),      # dw dilated, asym pad
+    (1, 4, 6, 7, 4, 2, 4, (3, 1), (1, 1, 0, 2), (1, 1), 4),        # dw generic shape
+]
+
+
+def algos_for(c):
+    N, C, H, W, K, kh, kw, s, p, d, g = c
+    out = ["auto", "implicit_gemm", "im2col_gemm"]
+    if kh == 1 and kw == 1:
+        out.append("gemm1x1")
+    if g == C and g > 1:
+        out = ["auto", "depthwise_direct", "implicit_gemm", "im2col_gemm"]
+    return out
+
+
+def make(c, seed=0):
+    N, C, H, W, K, kh, kw, s, p, d, g = c
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    w = rng.standard_normal((K, C // g, kh, kw), dtype=np.float32)
+    b = rng.standard_normal(K, dtype=np.float32)
+    return x, w, b
+
+
+def check(y, expect, tol=1e-4):
+    assert y.shape == expect.shape
+    scale = max(1.0, float(np.abs(expect).max()))
+    err = float(np.abs(y - expect).max())
+    assert err <= tol * scale, f"max error {err} (scale {scale})"
+
+
+@pytest.mark.parametrize("c", CASES, ids=lambda c: "x".join(map(str, c[:7])) + f"_g{c[10]}")
+def test_every_algorithm_and_epilogue(c):
+    N, C, H, W, K, kh, kw, s, p, d, g = c
+    x, w, b = make(c)
+    base = ref_conv(x, w, b, s, p, d, g)
+    res = np.random.default_rng(1).standard_normal(base.shape).astype(np.float32)
+    for algo in algos_for(c):
+        for act, r in [(None, None), ("relu", None), (("clip", -0.5, 0.75), res), ("relu", res)]:
+            y = conv2d_fused(x, w, b, s, p, d, g, activation=act, residual=r, algo=algo)
+            check(y, epilogue(base, act, r))
+    # no bias
+    y = conv2d_fused(x, w, None, s, p, d, g)
+    check(y, ref_conv(x, w, None, s, p, d, g))
+
+
+def test_auto_choice():
+    assert conv_algorithm((1, 64, 56, 56), (64, 64, 1, 1)) == "gemm1x1"
+    assert conv_algorithm((1, 64, 56, 56), (128, 64, 1, 1), stride=2) == "gemm1x1"
+    assert conv_algorithm((1, 32, 56, 56), (32, 1, 3, 3), padding=1, groups=32) == "depthwise_direct"
+    assert conv_algorithm((1, 32, 56, 56), (64, 1, 3, 3), padding=1, groups=32) == "depthwise_direct"
+    assert conv_algorithm((1, 64, 56, 56), (64, 64, 3, 3), padding=1) == "implicit_gemm"
+
+
+def test_forced_algorithm_that_does_not_apply():
+    x, w, b = make(CASES[3])
+    with pytest.raises(ValueError, match="gemm1x1"):
+        conv2d_fused(x, w, b, 1, 1, algo="gemm1x1")
+    with pytest.raises(ValueError, match="depthwise_direct"):
+        conv2d_fused(x, w, b, 1, 1, algo="depthwise_direct")
+    for name in ("winograd3x3", "direct", "fastest"):
+        with pytest.raises(ValueError):
+            conv2d_fused(x, w, b, 1, 1, algo=name)
+
+
+def packed(w, b, s, p, d, g, act=None, algo="auto"):
+    lo, hi = -math.inf, math.inf
+    if act == "relu":
+        lo = 0.0
+    elif isinstance(act, tuple):
+        lo, hi = act[1], act[2]
+    return _core.PackedConv2d(w, b, list(s), list(p), list(d), g, lo, hi, algo)
+
+
+@pytest.mark.parametrize("c", [CASES[0], CASES[3], CASES[9], CASES[11], CASES[13]])
+def test_packed_matches_functional_bitwise(c):
+    N, C, H, W, K, kh, kw, s, p, d, g = c
+    x, w, b = make(c)
+    res = np.random.default_rng(2).standard_normal(
+        ref_conv(x, w, b, s, p, d, g).shape).astype(np.float32)
+    pk = packed(w, b, s, p, d, g, ("clip", -1.0, 1.0))
+    y1 = pk.run(x, res)
+    y2 = conv2d_fused(x, w, b, s, p, d, g, activation=("clip", -1.0, 1.0), residual=res)
+    assert np.array_equal(y1, y2)
+    # reused with another batch and spatial size
+    x2 = np.random.default_rng(3).standard_normal((N + 1, C, H + 3, W + 2), dtype=np.float32)
+    check(pk.run(x2), np.clip(ref_conv(x2, w, b, s, p, d, g), -1.0, 1.0))
+    assert pk.algo(list(x2.shape)) in ("gemm1x1", "implicit_gemm", "depthwise_direct")
+
+
+def test_packed_bad_input():
+    x, w, b = make(CASES[3])
+    pk = packed(w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    with pytest.raises(ValueError):
+        pk.run(x[:, :5])                      # wrong channel count
+    with pytest.raises(ValueError):
+        pk.run(x, np.zeros((1, 2, 3, 4), np.float32))   # residual shape
+    with pytest.raises(TypeError):
+        pk.run(x.astype(np.float64))
+    with pytest.raises(ValueError):
+        _core.PackedConv2d(w, b[:3], [1, 1], [1, 1, 1, 1], [1, 1], 1, -math.inf, math.inf, "auto")
+    with pytest.raises(ValueError):
+        _core.PackedConv2d(w, b, [1, 1], [1, 1, 1, 1], [1, 1], 1, -math.inf, math.inf, "gemm1x1")
+    y = pk.run(np.zeros((0, 40, 10, 9), np.float32))
+    assert y.shape == (0, 17, 10, 9)
+
+
+def test_large_k_blocks_and_columns():
+    # rows = 96*9 = 864 (several k blocks), 33x31 columns (several column
+    # blocks and edge panels), K = 70 (edge register tiles)
+    c = (1, 96, 33, 31, 70, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    x, w, b = make(c)
+    res = np.ones((1, 70, 33, 31), np.float32)
+    y = conv2d_fused(x, w, b, 1, 1, activation="relu", residual=res)
+    check(y, epilogue(ref_conv(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1), "relu", res))
+
+
+@pytest.mark.parametrize("c", [CASES[3], CASES[5], CASES[9], CASES[11], CASES[13],
+                               (2, 64, 14, 14, 96, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),
+                               (1, 32, 28, 28, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1)])
+def test_threads_bitwise_identical(c):
+    N, C, H, W, K, kh, kw, s, p, d, g = c
+    x, w, b = make(c)
+    old = cc.get_num_threads()
+    try:
+        for algo in algos_for(c):
+            outs = []
+            for t in (1, 2, 3):
+                cc.set_num_threads(t)
+                outs.append(conv2d_fused(x, w, b, s, p, d, g, activation="relu", algo=algo))
+            assert np.array_equal(outs[0], outs[1]), algo
+            assert np.array_equal(outs[0], outs[2]), algo
+    finally:
+        cc.set_num_threads(old)
+
+
+_ISA_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np, convcore as cc
+    sys.path.insert(0, {testdir!r})
+    from test_conv_algos import CASES, algos_for, make, ref_conv, epilogue, check
+    from convcore.functional import conv2d_fused
+    assert cc.cpu_info()["isa"] == {isa!r}, cc.cpu_info()
+    for c in CASES:
+        N, C, H, W, K, kh, kw, s, p, d, g = c
+        x, w, b = make(c)
+        base = ref_conv(x, w, b, s, p, d, g)
+        res = np.full(base.shape, 0.25, np.float32)
+        for algo in algos_for(c):
+            y = conv2d_fused(x, w, b, s, p, d, g, activation="relu", residual=res, algo=algo)
+            check(y, epilogue(base, "relu", res))
+    print("ok")
+""")
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2"])
+def test_lower_isas(isa):
+    if isa == "avx2" and cc.cpu_info()["isa"] not in ("avx2", "avx512"):
+        pytest.skip("this CPU has no AVX2+FMA")
+    env = dict(os.environ, CONVCORE_ISA=isa)
+    script = _ISA_SCRIPT.format(testdir=os.path.dirname(__file__), isa=isa)
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
