@@ -158,7 +158,7 @@ def set_threads(t):
         pass
 
 
-def time_engines(eng, rounds, min_time):
+def time_engines(eng, rounds, min_time, pause):
     best = {k: float("inf") for k in eng.run}
     reps = {}
     for k, f in eng.run.items():  # warm up, pick repetitions per round
@@ -169,7 +169,7 @@ def time_engines(eng, rounds, min_time):
         reps[k] = max(1, int(min_time / max(dt, 1e-6)))
     for _ in range(rounds):
         for k, f in eng.run.items():
-            time.sleep(0.005)
+            time.sleep(pause)
             for _ in range(reps[k]):
                 t0 = time.perf_counter()
                 f()
@@ -186,6 +186,8 @@ def main():
     ap.add_argument("--engines", default="cc,ort,torch")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.03, help="seconds per engine per round")
+    ap.add_argument("--pause", type=float, default=0.02,
+                    help="seconds to sleep before each engine's turn (spinning workers)")
     ap.add_argument("--peak", type=float, default=None,
                     help="measured FMA peak GFLOP/s per thread (bench/peak_fma.cpp)")
     ap.add_argument("--filter", default=None, help="only layers whose name contains this")
@@ -227,7 +229,7 @@ def main():
                         err = float(np.abs(np.asarray(y) - np.asarray(ref)).max())
                         if err > 1e-3 * max(1.0, float(np.abs(ref).max())):
                             print(f"  MISMATCH {name} {e}: max err {err}")
-                best = time_engines(eng, a.rounds, a.min_time)
+                best = time_engines(eng, a.rounds, a.min_time, a.pause)
                 gf = {e: f / best[e] * 1e-9 for e in which}
                 algo = cc.functional.conv_algorithm((n, C, hw, hw), (K, C // g, k, k), s, p, 1, g)
                 row = f"{name:24s} {f * 1e-6:8.1f} {algo:>16s}" + "".join(

@@ -56,6 +56,13 @@ struct KernelTable {
   // NR-column panels as gemm_block wants them (cpu/kernels/conv_pack.cpp).
   void (*conv_pack_b)(const Conv2dParams& p, const float* x_group, index_t p0, index_t kc,
                       index_t j0, index_t nc, float* Bp) = nullptr;
+  // Optional narrow-column variant of gemm_block/conv_pack_b (same A
+  // packing), for output planes that waste much of a gemm_nr-wide panel.
+  int gemm_nr_small = 0;
+  void (*gemm_block_small)(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp,
+                           float* C, index_t ldc, const GemmTileOut& out) = nullptr;
+  void (*conv_pack_b_small)(const Conv2dParams& p, const float* x_group, index_t p0, index_t kc,
+                            index_t j0, index_t nc, float* Bp) = nullptr;
   // Depthwise conv (groups == C) of the output planes nk in [nk0, nk1)
   // (nk = n*K + k), bias/residual/clamp fused (cpu/kernels/depthwise.cpp).
   void (*depthwise)(const Conv2dParams& p, const float* x, const float* w, const float* bias,

@@ -17,19 +17,19 @@ namespace {
 
 // line[0:nc) -> row k of the panels (zero-padded to whole panels; the line
 // has room for the padding).
+template <int kNR>
 inline void deal(const float* line, index_t nc, index_t kc, index_t k, float* Bp) {
   const index_t np = (nc + kNR - 1) / kNR;
   const float* s = line;
   float* d = Bp + k * kNR;
   for (index_t jp = 0; jp < np; ++jp, s += kNR, d += kc * kNR)
-#pragma GCC unroll 4
-    for (int v = 0; v < kNV; ++v) vstore(d + v * kVW, vload(s + v * kVW));
+#pragma GCC unroll 32
+    for (int t = 0; t < kNR; ++t) d[t] = s[t];
 }
 
-}  // namespace
-
-void conv_pack_b(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, index_t j0,
-                 index_t nc, float* Bp) {
+template <int kNR>
+void pack_b_t(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, index_t j0,
+              index_t nc, float* Bp) {
   const index_t hw = p.H * p.W;
   const index_t ncp = (nc + kNR - 1) / kNR * kNR;
   const bool plain = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 &&
@@ -40,8 +40,8 @@ void conv_pack_b(const Conv2dParams& p, const float* xg, index_t p0, index_t kc,
       float* dst = Bp + jp * kc;
       const float* src = xg + p0 * hw + j0 + jp;
       for (index_t k = 0; k < kc; ++k, dst += kNR, src += hw)
-#pragma GCC unroll 4
-        for (int v = 0; v < kNV; ++v) vstore(dst + v * kVW, vload(src + v * kVW));
+#pragma GCC unroll 32
+        for (int t = 0; t < kNR; ++t) dst[t] = src[t];
     }
     if (full < nc) {
       const index_t nr = nc - full;
@@ -88,9 +88,27 @@ void conv_pack_b(const Conv2dParams& p, const float* xg, index_t p0, index_t kc,
       ow = 0;
       ++oh;
     }
-    deal(line, nc, kc, k, Bp);
+    deal<kNR>(line, nc, kc, k, Bp);
   }
 }
+
+}  // namespace
+
+void conv_pack_b(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, index_t j0,
+                 index_t nc, float* Bp) {
+  pack_b_t<kNR>(p, xg, p0, kc, j0, nc, Bp);
+}
+
+#if defined(CONVCORE_ISA_avx512)
+void conv_pack_b_n8(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, index_t j0,
+                    index_t nc, float* Bp) {
+  pack_b_t<kNRSmall>(p, xg, p0, kc, j0, nc, Bp);
+}
+void gemm_block_small(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp,
+                      float* C, index_t ldc, const GemmTileOut& out) {
+  gemm_block_n8(kc, mc, nc, Ap, Bp, C, ldc, out);
+}
+#endif
 
 }  // namespace CONVCORE_ISA
 }  // namespace cpu

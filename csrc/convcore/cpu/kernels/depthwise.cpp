@@ -311,6 +311,86 @@ void dw_padded(const Conv2dParams& p, const float* x, const float* w, float* y,
   }
 }
 
+// Small planes, one channel per lane: kVW channels are interleaved into a
+// zero-padded channels-last buffer ([Hp][Wp][kVW], the NCHWc layout), where
+// every tap is one full-vector load whatever the stride and the plane
+// width, then de-interleaved with the epilogue. The interleave costs about
+// a copy; it pays where a row holds less than a few vectors.
+template <int KH, int KW, int S>
+void dw_cblock(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+               float* y, const float* residual, bool clamp, float lo, float hi, index_t n,
+               index_t k0, index_t cnt, Scratch& sc) {
+  const index_t dh = p.dil_h, dw = p.dil_w, hw = p.H * p.W, ohw = p.OH * p.OW;
+  const index_t Hp = p.H + p.pad_t + p.pad_b, Wp = p.W + p.pad_l + p.pad_r;
+  if (!sc.ready) {
+    sc.buf.assign(size_t(Hp * Wp * kVW), 0.f);
+    sc.out.assign(size_t(ohw * kVW), 0.f);
+    sc.ready = true;
+  }
+  float* B = sc.buf.data();
+  for (index_t c = 0; c < cnt; ++c) {
+    const float* xc = x + (n * p.C + k0 + c) * hw;
+    for (index_t h = 0; h < p.H; ++h) {
+      float* d = B + ((h + p.pad_t) * Wp + p.pad_l) * kVW + c;
+      const float* s = xc + h * p.W;
+      for (index_t t = 0; t < p.W; ++t) d[t * kVW] = s[t];
+    }
+  }
+  alignas(64) float tmp[KH * KW][kVW];
+  alignas(64) float bl[kVW];
+  for (index_t c = 0; c < kVW; ++c) {
+    bl[c] = c < cnt && bias ? bias[k0 + c] : 0.f;
+    for (int t = 0; t < KH * KW; ++t) tmp[t][c] = c < cnt ? w[(k0 + c) * KH * KW + t] : 0.f;
+  }
+  V wv[KH][KW];
+  for (int i = 0; i < KH; ++i)
+    for (int j = 0; j < KW; ++j) wv[i][j] = vload(tmp[i * KW + j]);
+  const V vb = vload(bl);
+  float* O = sc.out.data();
+  const index_t tap_i = dh * Wp * kVW, tap_j = dw * kVW, step = S * kVW;
+  for (index_t oh = 0; oh < p.OH; ++oh) {
+    const float* row = B + oh * S * Wp * kVW;
+    float* orow = O + oh * p.OW * kVW;
+    index_t ow = 0;
+    for (; ow + 4 <= p.OW; ow += 4) {
+      V a0 = vb, a1 = vb, a2 = vb, a3 = vb;
+      const float* q0 = row + ow * step;
+      for (int i = 0; i < KH; ++i)
+#pragma GCC unroll 8
+        for (int j = 0; j < KW; ++j) {
+          const float* q = q0 + i * tap_i + j * tap_j;
+          a0 = vfma(wv[i][j], vload(q), a0);
+          a1 = vfma(wv[i][j], vload(q + step), a1);
+          a2 = vfma(wv[i][j], vload(q + 2 * step), a2);
+          a3 = vfma(wv[i][j], vload(q + 3 * step), a3);
+        }
+      vstore(orow + ow * kVW, a0);
+      vstore(orow + (ow + 1) * kVW, a1);
+      vstore(orow + (ow + 2) * kVW, a2);
+      vstore(orow + (ow + 3) * kVW, a3);
+    }
+    for (; ow < p.OW; ++ow) {
+      V a0 = vb;
+      const float* q0 = row + ow * step;
+      for (int i = 0; i < KH; ++i)
+        for (int j = 0; j < KW; ++j) a0 = vfma(wv[i][j], vload(q0 + i * tap_i + j * tap_j), a0);
+      vstore(orow + ow * kVW, a0);
+    }
+  }
+  for (index_t c = 0; c < cnt; ++c) {
+    float* yc = y + (n * p.K + k0 + c) * ohw;
+    const float* rc = residual ? residual + (n * p.K + k0 + c) * ohw : nullptr;
+    const float* o = O + c;
+    if (rc) {
+      for (index_t t = 0; t < ohw; ++t) yc[t] = o[t * kVW] + rc[t];
+    } else {
+      for (index_t t = 0; t < ohw; ++t) yc[t] = o[t * kVW];
+    }
+    if (clamp)
+      for (index_t t = 0; t < ohw; ++t) yc[t] = std::min(std::max(yc[t], lo), hi);
+  }
+}
+
 void dw_generic(const Conv2dParams& p, const float* x, const float* w, float* y,
                 const float* residual, const Out& o) {
   for (index_t oh = 0; oh < p.OH; ++oh)
@@ -328,6 +408,26 @@ void depthwise(const Conv2dParams& p, const float* x, const float* w, const floa
   const index_t s = p.stride_w;
   const bool narrow = p.stride_h == s && p.OW < 3 * kVW;
   Scratch sc;
+  // Channel-interleaved path: small planes, one output channel per input
+  // channel. Lanes are independent, so how channels group into blocks (it
+  // depends on the thread split) does not change any result.
+  if (narrow && mult == 1 && 2 * p.OW <= kVW) {
+#define CC_DWC(KH, KW, S)                                                                \
+  if (p.kh == KH && p.kw == KW && s == S) {                                              \
+    for (index_t nk = nk0; nk < nk1;) {                                                  \
+      const index_t n = nk / p.K, k = nk % p.K;                                          \
+      const index_t cnt = std::min<index_t>({kVW, nk1 - nk, p.K - k});                   \
+      dw_cblock<KH, KW, S>(p, x, w, bias, y, residual, clamp, lo, hi, n, k, cnt, sc);    \
+      nk += cnt;                                                                         \
+    }                                                                                    \
+    return;                                                                              \
+  }
+    CC_DWC(3, 3, 1)
+    CC_DWC(3, 3, 2)
+    CC_DWC(5, 5, 1)
+    CC_DWC(5, 5, 2)
+#undef CC_DWC
+  }
   for (index_t nk = nk0; nk < nk1; ++nk) {
     const index_t k = nk % p.K, n = nk / p.K, c = k / mult;
     const float* xc = x + (n * p.C + c) * hw;

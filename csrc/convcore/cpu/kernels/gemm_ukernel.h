@@ -115,3 +115,102 @@ void gemm_pack_a(const float* A, index_t lda, bool trans, index_t i0, index_t mc
 }  // namespace CONVCORE_ISA
 }  // namespace cpu
 }  // namespace convcore
+
+#if defined(CONVCORE_ISA_avx512)
+namespace convcore {
+namespace cpu {
+namespace CONVCORE_ISA {
+
+// Narrow-column variant for small output planes (7x7, 14x14 at batch 1):
+// 8-wide ymm columns, up to 24 rows from three consecutive 8-row A panels.
+// Zen 4 runs ymm FMAs at the same FLOP rate as zmm ones, so a 49-column
+// plane wastes 7 columns instead of 15.
+constexpr int kNRSmall = 8;
+
+template <int MT>
+inline void micro_kernel_n8(index_t kc, const float* __restrict Ap, const float* __restrict Bp,
+                            float* C, index_t ldc, index_t mr, index_t nr, const GemmTileOut& o) {
+  static_assert(MT % kMR == 0, "rows come in whole A panels");
+  constexpr int NP = MT / kMR;
+  __m256 acc[MT];
+#pragma GCC unroll 24
+  for (int i = 0; i < MT; ++i) acc[i] = _mm256_setzero_ps();
+  for (index_t k = 0; k < kc; ++k) {
+    const __m256 b = _mm256_load_ps(Bp + k * kNRSmall);
+#pragma GCC unroll 3
+    for (int q = 0; q < NP; ++q)
+#pragma GCC unroll 8
+      for (int i = 0; i < kMR; ++i)
+        acc[q * kMR + i] = _mm256_fmadd_ps(_mm256_broadcast_ss(Ap + q * kMR * kc + k * kMR + i), b,
+                                           acc[q * kMR + i]);
+  }
+  alignas(32) float tc[MT * kNRSmall];
+  alignas(32) float tr[MT * kNRSmall];
+  const bool full = mr == MT && nr == kNRSmall;
+  const float* R = o.final ? o.residual : nullptr;
+  float* D = full ? C : tc;
+  const index_t ld = full ? ldc : kNRSmall;
+  const float* RR = R;
+  index_t ldr = o.ldr;
+  if (!full) {  // whole MT x 8 buffers, zero outside the live mr x nr part
+    for (index_t i = 0; i < MT; ++i)
+      for (index_t j = 0; j < kNRSmall; ++j) {
+        const bool live = i < mr && j < nr;
+        tc[i * kNRSmall + j] = live && o.beta != 0.f ? C[i * ldc + j] : 0.f;
+        tr[i * kNRSmall + j] = live && R ? R[i * o.ldr + j] : 0.f;
+      }
+    RR = R ? tr : nullptr;
+    ldr = kNRSmall;
+  }
+  const __m256 alpha = _mm256_set1_ps(o.alpha), beta = _mm256_set1_ps(o.beta);
+  const __m256 lo = _mm256_set1_ps(o.lo), hi = _mm256_set1_ps(o.hi);
+  // Compile-time row loop: acc[] must stay in registers (a runtime bound
+  // makes GCC keep it in memory and store it on every k step).
+#pragma GCC unroll 24
+  for (int i = 0; i < MT; ++i) {
+    float* p = D + i * ld;
+    __m256 r = acc[i];
+    if (o.alpha != 1.f) r = _mm256_mul_ps(r, alpha);
+    if (o.beta != 0.f) r = _mm256_fmadd_ps(beta, _mm256_loadu_ps(p), r);
+    if (o.final) {
+      if (o.bias) r = _mm256_add_ps(r, _mm256_set1_ps(i < mr ? o.bias[i] : 0.f));
+      if (RR) r = _mm256_add_ps(r, _mm256_loadu_ps(RR + i * ldr));
+      if (o.clamp) r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+    }
+    _mm256_storeu_ps(p, r);
+  }
+  if (!full)
+    for (index_t i = 0; i < mr; ++i)
+      for (index_t j = 0; j < nr; ++j) C[i * ldc + j] = tc[i * kNRSmall + j];
+}
+
+inline void gemm_block_n8(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp,
+                          float* C, index_t ldc, const GemmTileOut& out) {
+  for (index_t jr = 0; jr < nc; jr += kNRSmall) {
+    const index_t nr = std::min<index_t>(kNRSmall, nc - jr);
+    for (index_t ir = 0; ir < mc;) {
+      GemmTileOut o = out;
+      if (o.bias) o.bias += ir;
+      if (o.residual) o.residual += ir * o.ldr + jr;
+      const index_t rows = mc - ir;
+      const float* A = Ap + ir * kc;
+      const float* B = Bp + jr * kc;
+      float* Ct = C + ir * ldc + jr;
+      if (rows > 2 * kMR) {
+        micro_kernel_n8<3 * kMR>(kc, A, B, Ct, ldc, std::min<index_t>(rows, 3 * kMR), nr, o);
+        ir += 3 * kMR;
+      } else if (rows > kMR) {
+        micro_kernel_n8<2 * kMR>(kc, A, B, Ct, ldc, rows, nr, o);
+        ir += 2 * kMR;
+      } else {
+        micro_kernel_n8<kMR>(kc, A, B, Ct, ldc, rows, nr, o);
+        ir += kMR;
+      }
+    }
+  }
+}
+
+}  // namespace CONVCORE_ISA
+}  // namespace cpu
+}  // namespace convcore
+#endif

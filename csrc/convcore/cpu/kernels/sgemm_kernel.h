@@ -8,6 +8,12 @@ namespace cpu {
 namespace CONVCORE_ISA {
 
 void sgemm(const GemmArgs& g);
+#if defined(CONVCORE_ISA_avx512)
+void conv_pack_b_n8(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, index_t j0,
+                    index_t nc, float* Bp);
+void gemm_block_small(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp,
+                      float* C, index_t ldc, const GemmTileOut& out);
+#endif
 void conv_pack_b(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, index_t j0,
                  index_t nc, float* Bp);
 void depthwise(const Conv2dParams& p, const float* x, const float* w, const float* bias,

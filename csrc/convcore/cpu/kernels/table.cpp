@@ -26,6 +26,17 @@ void fill_table(KernelTable& t) {
   t.gemm_block = &gemm_block;
   t.depthwise = &depthwise;
   t.conv_pack_b = &conv_pack_b;
+#if defined(CONVCORE_ISA_avx512)
+  // CONVCORE_GEMM_NARROW=0 turns the narrow-panel variant off (benchmarks).
+  const char* narrow = std::getenv("CONVCORE_GEMM_NARROW");
+  t.gemm_nr_small = narrow && narrow[0] == '0' ? 0 : kNRSmall;
+  t.gemm_block_small = &gemm_block_small;
+  t.conv_pack_b_small = &conv_pack_b_n8;
+#else
+  t.gemm_nr_small = 0;
+  t.gemm_block_small = nullptr;
+  t.conv_pack_b_small = nullptr;
+#endif
   t.relu = &relu;
 }
 
