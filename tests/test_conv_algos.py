@@ -58,6 +58,8 @@ CASES = [
     (2, 13, 7, 5, 13, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),      # 1x1 stride 2, odd K
     (1, 8, 6, 6, 8, 1, 1, (1, 1), (1, 0, 2, 1), (1, 1), 1),        # 1x1 with padding
     (1, 40, 10, 9, 17, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # 3x3, K rows > one k block
+    (2, 300, 5, 7, 33, 3, 3, (1, 1), (0, 1, 2, 1), (1, 1), 1),     # 3x3 C > one k block, odd out
+    (1, 32, 30, 29, 40, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),    # 3x3 several tile rows
     (2, 6, 12, 13, 10, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),     # 3x3 stride 2
     (1, 3, 23, 21, 9, 7, 7, (2, 2), (3, 3, 3, 3), (1, 1), 1),      # stem 7x7 stride 2
     (1, 5, 8, 14, 7, 1, 5, (1, 2), (0, 2, 0, 1), (1, 1), 1),       # 1xK, per-axis stride
@@ -79,6 +81,8 @@ def algos_for(c):
     out = ["auto", "implicit_gemm", "im2col_gemm"]
     if kh == 1 and kw == 1:
         out.append("gemm1x1")
+    if (kh, kw, s, d, g) == (3, 3, (1, 1), (1, 1), 1):
+        out.append("winograd3x3")
     if g == C and g > 1:
         out = ["auto", "depthwise_direct", "implicit_gemm", "im2col_gemm"]
     return out
@@ -120,7 +124,9 @@ def test_auto_choice():
     assert conv_algorithm((1, 64, 56, 56), (128, 64, 1, 1), stride=2) == "gemm1x1"
     assert conv_algorithm((1, 32, 56, 56), (32, 1, 3, 3), padding=1, groups=32) == "depthwise_direct"
     assert conv_algorithm((1, 32, 56, 56), (64, 1, 3, 3), padding=1, groups=32) == "depthwise_direct"
-    assert conv_algorithm((1, 64, 56, 56), (64, 64, 3, 3), padding=1) == "implicit_gemm"
+    assert conv_algorithm((1, 64, 56, 56), (64, 64, 3, 3), padding=1) == "winograd3x3"
+    assert conv_algorithm((1, 64, 56, 56), (64, 64, 3, 3), padding=1, stride=2) == "implicit_gemm"
+    assert conv_algorithm((1, 3, 56, 56), (64, 3, 3, 3), padding=1) == "implicit_gemm"
 
 
 def test_forced_algorithm_that_does_not_apply():
@@ -129,7 +135,10 @@ def test_forced_algorithm_that_does_not_apply():
         conv2d_fused(x, w, b, 1, 1, algo="gemm1x1")
     with pytest.raises(ValueError, match="depthwise_direct"):
         conv2d_fused(x, w, b, 1, 1, algo="depthwise_direct")
-    for name in ("winograd3x3", "direct", "fastest"):
+    x2, w2, b2 = make(CASES[4])  # 3x3 stride 2
+    with pytest.raises(ValueError, match="winograd3x3"):
+        conv2d_fused(x2, w2, b2, 2, 1, algo="winograd3x3")
+    for name in ("direct", "fastest"):
         with pytest.raises(ValueError):
             conv2d_fused(x, w, b, 1, 1, algo=name)
 
@@ -143,7 +152,7 @@ def packed(w, b, s, p, d, g, act=None, algo="auto"):
     return _core.PackedConv2d(w, b, list(s), list(p), list(d), g, lo, hi, algo)
 
 
-@pytest.mark.parametrize("c", [CASES[0], CASES[3], CASES[9], CASES[11], CASES[13]])
+@pytest.mark.parametrize("c", [CASES[0], CASES[3], CASES[4], CASES[5], CASES[11], CASES[15]])
 def test_packed_matches_functional_bitwise(c):
     N, C, H, W, K, kh, kw, s, p, d, g = c
     x, w, b = make(c)
@@ -156,7 +165,7 @@ def test_packed_matches_functional_bitwise(c):
     # reused with another batch and spatial size
     x2 = np.random.default_rng(3).standard_normal((N + 1, C, H + 3, W + 2), dtype=np.float32)
     check(pk.run(x2), np.clip(ref_conv(x2, w, b, s, p, d, g), -1.0, 1.0))
-    assert pk.algo(list(x2.shape)) in ("gemm1x1", "implicit_gemm", "depthwise_direct")
+    assert pk.algo(list(x2.shape)) == conv_algorithm(x2.shape, w.shape, s, p, d, g)
 
 
 def test_packed_bad_input():
@@ -186,7 +195,8 @@ def test_large_k_blocks_and_columns():
     check(y, epilogue(ref_conv(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1), "relu", res))
 
 
-@pytest.mark.parametrize("c", [CASES[3], CASES[5], CASES[9], CASES[11], CASES[13],
+@pytest.mark.parametrize("c", [CASES[3], CASES[4], CASES[5], CASES[7], CASES[11], CASES[13],
+                               CASES[15],
                                (2, 64, 14, 14, 96, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),
                                (1, 32, 28, 28, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1)])
 def test_threads_bitwise_identical(c):

@@ -37,9 +37,13 @@ class PackedConv2d {
   Conv2dParams geom_;
   ConvAlgo forced_;
   std::vector<float> w_;  // original layout (depthwise, im2col fallback)
-  AlignedFloats a_;       // GEMM-packed: [group][k block][M padded x kc]
+  AlignedFloats a_;       // GEMM-packed: [group][k block][M padded x kc], or
+                          // Winograd: [xi][k block][K padded x kc]
   index_t mpad_ = 0, kc_ = 0, mr_ = 0;
+  bool wino_ = false;     // a_ holds Winograd-transformed weights
+  void pack_winograd(const float* w);
   friend struct ConvRunner;
+  friend struct WinogradRunner;
 };
 
 // Checks that `algo` can run `p`; throws std::invalid_argument otherwise.

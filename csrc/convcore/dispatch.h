@@ -56,6 +56,17 @@ struct KernelTable {
   // NR-column panels as gemm_block wants them (cpu/kernels/conv_pack.cpp).
   void (*conv_pack_b)(const Conv2dParams& p, const float* x_group, index_t p0, index_t kc,
                       index_t j0, index_t nc, float* Bp) = nullptr;
+  // Winograd F(2x2,3x3) transforms (cpu/kernels/winograd.cpp): the input
+  // transform of channels [c0, c0+kc) for tile rows [th0, th1) into 16 B
+  // operands (NR panels, Vp + xi*vstride); the output transform of rows
+  // [m0, m0+mc) of the 16 products M (+ xi*mstride, leading dim ld) with
+  // bias, residual and clamp, into the image's output planes.
+  void (*winograd_input)(const Conv2dParams& p, const float* x_group, index_t c0, index_t kc,
+                         index_t th0, index_t th1, float* Vp, index_t vstride) = nullptr;
+  void (*winograd_output)(const Conv2dParams& p, const float* M, index_t mstride, index_t ld,
+                          index_t th0, index_t th1, index_t m0, index_t mc, float* y_img,
+                          const float* res_img, const float* bias, bool clamp, float lo,
+                          float hi) = nullptr;
   // Optional narrow-column variant of gemm_block/conv_pack_b (same A
   // packing), for output planes that waste much of a gemm_nr-wide panel.
   int gemm_nr_small = 0;

@@ -37,11 +37,22 @@ const char* conv_algo_name(ConvAlgo a) {
 namespace {
 bool is_depthwise(const Conv2dParams& p) { return p.groups == p.C && p.groups > 1; }
 bool is_1x1(const Conv2dParams& p) { return p.kh == 1 && p.kw == 1; }
+bool winograd_ok(const Conv2dParams& p) {
+  return p.kh == 3 && p.kw == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
+         p.dil_w == 1 && p.groups == 1;
+}
+// Auto picks Winograd from the geometry alone (so weights can be packed
+// before the input size is known): enough channels on both sides for the
+// transforms to be cheap next to the 16 GEMMs.
+bool winograd_preferred(const Conv2dParams& p) {
+  return winograd_ok(p) && p.C >= 32 && p.K >= 32;
+}
 }  // namespace
 
 ConvAlgo choose_conv_algo(const Conv2dParams& p) {
   if (is_depthwise(p)) return ConvAlgo::Depthwise;
   if (is_1x1(p)) return ConvAlgo::Gemm1x1;
+  if (winograd_preferred(p)) return ConvAlgo::Winograd3x3;
   return ConvAlgo::ImplicitGemm;
 }
 
@@ -52,6 +63,12 @@ void check_conv_algo(const Conv2dParams& p, ConvAlgo a) {
     case ConvAlgo::ImplicitGemm: return;
     case ConvAlgo::Gemm1x1:
       if (!is_1x1(p)) fail("conv2d", "algorithm 'gemm1x1' needs a 1x1 kernel, got ", p.kh, "x", p.kw);
+      return;
+    case ConvAlgo::Winograd3x3:
+      if (!winograd_ok(p))
+        fail("conv2d", "algorithm 'winograd3x3' needs a 3x3 kernel, stride 1, dilation 1 and "
+             "groups 1, got ", p.kh, "x", p.kw, " stride ", p.stride_h, "x", p.stride_w,
+             " dilation ", p.dil_h, "x", p.dil_w, " groups ", p.groups);
       return;
     case ConvAlgo::Depthwise:
       if (!is_depthwise(p))
@@ -219,6 +236,52 @@ struct ConvRunner {
   }
 };
 
+struct WinogradRunner {
+  static void run(const PackedConv2d& pk, const Conv2dParams& p, const float* x, float* y,
+                  const Epilogue& ep, const float* residual) {
+    const KernelTable& kt = kernels();
+    const index_t NR = kt.gemm_nr, MR = pk.mr_, KC = pk.kc_, K = p.K, C = p.C;
+    const index_t TH = (p.OH + 1) / 2, TW = (p.OW + 1) / 2, ohw = p.OH * p.OW;
+    // Jobs: blocks of whole tile rows (about 64 tiles) x blocks of output
+    // channels, enough of them to feed every thread.
+    const index_t rpj = std::max<index_t>(1, 64 / TW);
+    const index_t cb = (TH + rpj - 1) / rpj;
+    const index_t mpanels = pk.mpad_ / MR, T = get_num_threads();
+    index_t mb = 1;
+    while (p.N * cb * mb < 2 * T && mb < mpanels) ++mb;
+    const index_t mpj = (mpanels + mb - 1) / mb;
+    const index_t ntp_max = (rpj * TW + NR - 1) / NR * NR;
+    const float* U = pk.a_.data();
+    parallel_for(p.N * cb * mb, 1, [&](index_t b, index_t e) {
+      AlignedFloats V, M;
+      V.resize(16 * std::min(KC, C) * ntp_max);
+      M.resize(16 * mpj * MR * ntp_max);
+      for (index_t job = b; job < e; ++job) {
+        const index_t mbi = job % mb, cbi = (job / mb) % cb, n = job / (mb * cb);
+        const index_t th0 = cbi * rpj, th1 = std::min(TH, th0 + rpj);
+        const index_t m0 = mbi * mpj * MR, m1 = std::min(K, m0 + mpj * MR);
+        if (m0 >= m1) continue;
+        const index_t nt = (th1 - th0) * TW, ntp = (nt + NR - 1) / NR * NR, mc = m1 - m0;
+        const float* xg = x + n * C * p.H * p.W;
+        for (index_t c0 = 0; c0 < C; c0 += KC) {
+          const index_t kc = std::min(KC, C - c0);
+          kt.winograd_input(p, xg, c0, kc, th0, th1, V.data(), kc * ntp);
+          for (int xi = 0; xi < 16; ++xi) {
+            GemmTileOut o;
+            o.beta = c0 == 0 ? 0.f : 1.f;
+            o.final = false;
+            kt.gemm_block(kc, mc, nt, U + (xi * pk.mpad_ * C + c0 * pk.mpad_) + m0 * kc,
+                          V.data() + xi * kc * ntp, M.data() + xi * mc * ntp, ntp, o);
+          }
+        }
+        kt.winograd_output(p, M.data(), mc * ntp, ntp, th0, th1, m0, mc, y + n * K * ohw,
+                           residual ? residual + n * K * ohw : nullptr, ep.bias, ep.clamp(),
+                           ep.lo, ep.hi);
+      }
+    });
+  }
+};
+
 PackedConv2d::PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo algo)
     : geom_(geom), forced_(algo) {
   const index_t nw = geom.w_size();
@@ -229,6 +292,10 @@ PackedConv2d::PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo al
   const KernelTable& kt = kernels();
   mr_ = kt.gemm_mr;
   kc_ = kt.gemm_kc;
+  if (algo == ConvAlgo::Winograd3x3 || (algo == ConvAlgo::Auto && winograd_preferred(geom))) {
+    pack_winograd(w);
+    return;
+  }
   const index_t Kg = geom.Kg(), G = geom.groups, rows = geom.Cg() * geom.kh * geom.kw;
   mpad_ = (Kg + mr_ - 1) / mr_ * mr_;
   a_.resize(G * mpad_ * rows);
@@ -238,6 +305,43 @@ PackedConv2d::PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo al
       const index_t g = job / nkb, p0 = (job % nkb) * kc_, kc = std::min(kc_, rows - p0);
       kt.gemm_pack_a(w + g * Kg * rows, rows, false, 0, Kg, p0, kc,
                      a_.data() + g * mpad_ * rows + p0 * mpad_);
+    }
+  });
+}
+
+// U = G g G^T per (k, c), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+// stored as 16 K x C matrices packed like GEMM A blocks: [xi][k block].
+void PackedConv2d::pack_winograd(const float* w) {
+  wino_ = true;
+  const KernelTable& kt = kernels();
+  const index_t K = geom_.K, C = geom_.C;
+  mpad_ = (K + mr_ - 1) / mr_ * mr_;
+  std::vector<float> u(size_t(16 * K * C));
+  parallel_for(K, 1, [&](index_t b, index_t e) {
+    for (index_t k = b; k < e; ++k)
+      for (index_t c = 0; c < C; ++c) {
+        const float* g = w + (k * C + c) * 9;
+        double t[4][3];
+        for (int j = 0; j < 3; ++j) {
+          t[0][j] = g[j];
+          t[1][j] = 0.5 * (g[j] + g[3 + j] + g[6 + j]);
+          t[2][j] = 0.5 * (g[j] - g[3 + j] + g[6 + j]);
+          t[3][j] = g[6 + j];
+        }
+        for (int i = 0; i < 4; ++i) {
+          const double r[4] = {t[i][0], 0.5 * (t[i][0] + t[i][1] + t[i][2]),
+                               0.5 * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+          for (int j = 0; j < 4; ++j) u[size_t(((i * 4 + j) * K + k) * C + c)] = float(r[j]);
+        }
+      }
+  });
+  a_.resize(16 * mpad_ * C);
+  const index_t nkb = (C + kc_ - 1) / kc_;
+  parallel_for(16 * nkb, 1, [&](index_t b, index_t e) {
+    for (index_t job = b; job < e; ++job) {
+      const index_t xi = job / nkb, c0 = (job % nkb) * kc_, kc = std::min(kc_, C - c0);
+      kt.gemm_pack_a(u.data() + xi * K * C, C, false, 0, K, c0, kc,
+                     a_.data() + xi * mpad_ * C + c0 * mpad_);
     }
   });
 }
@@ -255,9 +359,12 @@ void PackedConv2d::run(const Conv2dParams& p, const float* x, float* y, const Ep
   if (p.N == 0) return;
   const ConvAlgo a = algo_for(p);
   check_conv_algo(p, a);
+  if ((a == ConvAlgo::Winograd3x3) != wino_ && (a == ConvAlgo::Winograd3x3 || a == ConvAlgo::ImplicitGemm || a == ConvAlgo::Gemm1x1))
+    fail("conv2d", "internal error: weights were packed for another algorithm");
   switch (a) {
     case ConvAlgo::Depthwise: run_depthwise(p, x, w_.data(), y, ep, residual); break;
     case ConvAlgo::Im2colGemm: run_im2col_gemm(p, x, w_.data(), y, ep, residual); break;
+    case ConvAlgo::Winograd3x3: WinogradRunner::run(*this, p, x, y, ep, residual); break;
     default: ConvRunner::gemm(*this, p, x, y, ep, residual); break;
   }
 }

@@ -15,19 +15,6 @@ namespace CONVCORE_ISA {
 
 namespace {
 
-// p[0], p[2], ..., p[2*(kVW-1)]: reads 2*kVW floats from p.
-inline V vload_even(const float* p) {
-#if defined(CONVCORE_ISA_avx512)
-  const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  return _mm512_permutex2var_ps(_mm512_loadu_ps(p), idx, _mm512_loadu_ps(p + 16));
-#elif defined(CONVCORE_ISA_avx2)
-  const __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), 0x88);
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
-#else
-  return _mm_shuffle_ps(_mm_loadu_ps(p), _mm_loadu_ps(p + 4), 0x88);
-#endif
-}
-
 template <int S>
 inline V vload_s(const float* p) {
   if constexpr (S == 1) return vload(p);

@@ -26,6 +26,8 @@ void fill_table(KernelTable& t) {
   t.gemm_block = &gemm_block;
   t.depthwise = &depthwise;
   t.conv_pack_b = &conv_pack_b;
+  t.winograd_input = &winograd_input;
+  t.winograd_output = &winograd_output;
 #if defined(CONVCORE_ISA_avx512)
   // CONVCORE_GEMM_NARROW=0 turns the narrow-panel variant off (benchmarks).
   const char* narrow = std::getenv("CONVCORE_GEMM_NARROW");

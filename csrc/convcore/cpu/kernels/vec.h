@@ -21,6 +21,7 @@ inline V vbcast(const float* p) { return _mm512_set1_ps(*p); }
 inline V vset1(float s) { return _mm512_set1_ps(s); }
 inline V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
 inline V vadd(V a, V b) { return _mm512_add_ps(a, b); }
+inline V vsub(V a, V b) { return _mm512_sub_ps(a, b); }
 inline V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
 inline V vmaxv(V a, V b) { return _mm512_max_ps(a, b); }
 inline V vminv(V a, V b) { return _mm512_min_ps(a, b); }
@@ -34,6 +35,7 @@ inline V vbcast(const float* p) { return _mm256_broadcast_ss(p); }
 inline V vset1(float s) { return _mm256_set1_ps(s); }
 inline V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 inline V vadd(V a, V b) { return _mm256_add_ps(a, b); }
+inline V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
 inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
 inline V vmaxv(V a, V b) { return _mm256_max_ps(a, b); }
 inline V vminv(V a, V b) { return _mm256_min_ps(a, b); }
@@ -49,10 +51,24 @@ inline V vset1(float s) { return _mm_set1_ps(s); }
 // FMA ISAs, but the same for every thread count).
 inline V vfma(V a, V b, V c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
 inline V vadd(V a, V b) { return _mm_add_ps(a, b); }
+inline V vsub(V a, V b) { return _mm_sub_ps(a, b); }
 inline V vmul(V a, V b) { return _mm_mul_ps(a, b); }
 inline V vmaxv(V a, V b) { return _mm_max_ps(a, b); }
 inline V vminv(V a, V b) { return _mm_min_ps(a, b); }
 #endif
+
+// p[0], p[2], ..., p[2*(kVW-1)]: reads 2*kVW floats from p.
+inline V vload_even(const float* p) {
+#if defined(CONVCORE_ISA_avx512)
+  const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  return _mm512_permutex2var_ps(_mm512_loadu_ps(p), idx, _mm512_loadu_ps(p + 16));
+#elif defined(CONVCORE_ISA_avx2)
+  const __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), 0x88);
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
+#else
+  return _mm_shuffle_ps(_mm_loadu_ps(p), _mm_loadu_ps(p + 4), 0x88);
+#endif
+}
 
 }  // namespace CONVCORE_ISA
 }  // namespace cpu
