@@ -114,7 +114,7 @@ inline void micro_kernel(index_t kc, const float* __restrict Ap, const float* __
       for (index_t j = 0; j < nr; ++j) tmp[i * NR + j] = C[i * ldc + j];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
-    const vf bias = splat(s.bias ? s.bias[i] : 0.f);
+    const vf bias = splat(s.bias && i < mr ? s.bias[i] : 0.f);  // rows past M: no bias read
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       float* p = dst + i * ld + v * kVW;
