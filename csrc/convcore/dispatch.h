@@ -20,6 +20,15 @@ struct GemmArgs {
   Epilogue ep;
 };
 
+// Geometry of one depthwise plane for the direct backward kernels. The
+// input plane lives in a zero-padded, stride-phase-split buffer
+// buf[Hp][sw][L] (padded column c sits at buf[row][c % sw][c / sw]), so every
+// tap reads or writes a contiguous run of OW floats whatever the stride.
+struct DwPlaneGeom {
+  index_t OH = 0, OW = 0, kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+  index_t L = 0;  // floats per phase row
+};
+
 struct KernelTable {
   const char* isa = "baseline";  // "baseline", "avx2", "avx512"
   int simd_width = 4;            // floats per vector register
@@ -29,6 +38,16 @@ struct KernelTable {
   void (*sgemm)(const GemmArgs&) = nullptr;
   // y[i] = max(x[i], 0) over n floats (x may equal y).
   void (*relu)(index_t n, const float* x, float* y) = nullptr;
+
+  // --- backward, pooling and activation kernels (cpu/kernels/*_bwd*, pool_*, activation_*)
+  // gx[i] = x[i] > 0 ? gy[i] : 0 (NaN in x gives 0, as torch's threshold_backward).
+  void (*relu_backward)(index_t n, const float* gy, const float* x, float* gx) = nullptr;
+  // Sum of n floats, accumulated in a fixed lane order (deterministic).
+  float (*sum)(index_t n, const float* x) = nullptr;
+  // Depthwise backward on one plane (see DwPlaneGeom): buf += scatter of
+  // gy (OH x OW) through the kh x kw taps w; acc[tap] += <gy, shifted buf>.
+  void (*dw_bwd_input)(const DwPlaneGeom& d, const float* gy, const float* w, float* buf) = nullptr;
+  void (*dw_bwd_weight)(const DwPlaneGeom& d, const float* gy, const float* buf, float* acc) = nullptr;
 };
 
 // The table for this CPU (chosen on first use; CONVCORE_ISA=baseline|avx2|

@@ -1,4 +1,5 @@
 // Fills the dispatch table with this ISA's kernels (one copy per ISA).
+#include "convcore/cpu/kernels/backward_table.h"
 #include "convcore/cpu/kernels/relu.h"
 #include "convcore/cpu/kernels/sgemm_kernel.h"
 #include "convcore/dispatch.h"
@@ -17,6 +18,7 @@ void fill_table(KernelTable& t) {
   t.gemm_nr = 2 * kVW;
   t.sgemm = &sgemm;
   t.relu = &relu;
+  fill_backward_table(t);  // backward, pooling, activation kernels
 }
 
 }  // namespace CONVCORE_ISA
