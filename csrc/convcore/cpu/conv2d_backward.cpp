@@ -131,12 +131,30 @@ DwPlane dw_plane(const Conv2dParams& p) {
   q.d.sh = p.stride_h; q.d.sw = p.stride_w; q.d.dh = p.dil_h; q.d.dw = p.dil_w;
   q.Hp = p.H + p.pad_t + p.pad_b;
   q.d.L = ceil_div(p.W + p.pad_l + p.pad_r, p.stride_w);
-  q.size = q.Hp * p.stride_w * q.d.L;
+  // + slack for the kernels' zero-padded tail vectors (<= 16 floats)
+  q.size = q.Hp * p.stride_w * q.d.L + 16;
   return q;
 }
-inline index_t dw_index(const Conv2dParams& p, const DwPlane& q, index_t ih, index_t iw) {
-  const index_t r = ih + p.pad_t, c = iw + p.pad_l;
-  return (r * p.stride_w + c % p.stride_w) * q.d.L + c / p.stride_w;
+// Copies input row ih into the phase-split buffer (to_buf) or back out.
+template <bool to_buf>
+void dw_row_copy(const Conv2dParams& p, const DwPlane& q, index_t ih, float* buf, float* row) {
+  const index_t sw = p.stride_w, r = ih + p.pad_t;
+  for (index_t ph = 0; ph < sw; ++ph) {
+    // first iw with (iw + pad_l) % sw == ph
+    const index_t iw0 = ((ph - p.pad_l) % sw + sw) % sw;
+    if (iw0 >= p.W) continue;
+    float* b = buf + (r * sw + ph) * q.d.L + (iw0 + p.pad_l) / sw;
+    const index_t n = (p.W - 1 - iw0) / sw + 1;
+    if (sw == 1) {
+      if (to_buf) std::memcpy(b, row, size_t(n) * sizeof(float));
+      else std::memcpy(row, b, size_t(n) * sizeof(float));
+    } else {
+      for (index_t t = 0; t < n; ++t) {
+        if (to_buf) b[t] = row[iw0 + t * sw];
+        else row[iw0 + t * sw] = b[t];
+      }
+    }
+  }
 }
 
 void dw_backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
@@ -153,13 +171,7 @@ void dw_backward_input(const Conv2dParams& p, const float* gy, const float* w, f
         kt.dw_bwd_input(q.d, gy + (n * p.K + k) * ohw, w + k * taps, buf.data());
       }
       float* out = gx + nc * hw;
-      for (index_t ih = 0; ih < p.H; ++ih) {
-        if (p.stride_w == 1) {
-          std::memcpy(out + ih * p.W, buf.data() + dw_index(p, q, ih, 0), size_t(p.W) * sizeof(float));
-        } else {
-          for (index_t iw = 0; iw < p.W; ++iw) out[ih * p.W + iw] = buf[size_t(dw_index(p, q, ih, iw))];
-        }
-      }
+      for (index_t ih = 0; ih < p.H; ++ih) dw_row_copy<false>(p, q, ih, buf.data(), out + ih * p.W);
     }
   });
 }
@@ -176,14 +188,8 @@ void dw_backward_weight(const Conv2dParams& p, const float* gy, const float* x, 
       std::fill(acc, acc + mult * taps, 0.f);
       for (index_t n = 0; n < p.N; ++n) {
         std::fill(buf.begin(), buf.end(), 0.f);
-        const float* xp = x + (n * p.C + c) * hw;
-        for (index_t ih = 0; ih < p.H; ++ih) {
-          if (p.stride_w == 1) {
-            std::memcpy(buf.data() + dw_index(p, q, ih, 0), xp + ih * p.W, size_t(p.W) * sizeof(float));
-          } else {
-            for (index_t iw = 0; iw < p.W; ++iw) buf[size_t(dw_index(p, q, ih, iw))] = xp[ih * p.W + iw];
-          }
-        }
+        float* xp = const_cast<float*>(x + (n * p.C + c) * hw);  // only read
+        for (index_t ih = 0; ih < p.H; ++ih) dw_row_copy<true>(p, q, ih, buf.data(), xp + ih * p.W);
         for (index_t m = 0; m < mult; ++m) {
           const index_t k = c * mult + m;
           kt.dw_bwd_weight(q.d, gy + (n * p.K + k) * ohw, buf.data(), acc + m * taps);
@@ -215,6 +221,19 @@ std::vector<float> transpose_weight(const Conv2dParams& p, const float* w) {
   return wt;
 }
 
+// dY rows [m0, m1) of group g for flattened columns [q0, q0 + T) -> buf[m][tt].
+void gather_grad_out(const Conv2dParams& p, const float* gy, index_t g, index_t m0, index_t m1,
+                     index_t q0, index_t T, float* buf) {
+  const index_t ohw = p.OH * p.OW, Kg = p.Kg();
+  for (index_t q = q0; q < q0 + T;) {
+    const index_t n = q / ohw, j = q % ohw, len = std::min(ohw - j, q0 + T - q);
+    for (index_t m = m0; m < m1; ++m)
+      std::memcpy(buf + (m - m0) * T + (q - q0), gy + (n * p.K + g * Kg + m) * ohw + j,
+                  size_t(len) * sizeof(float));
+    q += len;
+  }
+}
+
 // Channel blocks per (image, group) so that there are about 2 jobs per thread.
 index_t channel_blocks(index_t outer, index_t Cg) {
   const index_t want = 2 * get_num_threads();
@@ -229,6 +248,38 @@ void gemm_backward_input(const Conv2dParams& p, const float* gy, const float* w,
   const KernelTable& kt = kernels();
   const index_t cb = channel_blocks(p.N * G, Cg), cpb = ceil_div(Cg, cb);
   const index_t nblk = ceil_div(Cg, cpb);
+
+  if (ohw < 256 && p.N > 1) {
+    // Small planes: one GEMM over several whole images (a wide N), the
+    // images' dY rows gathered side by side. Tiles hold whole images, so
+    // jobs still write disjoint planes.
+    const index_t ipt = std::min(p.N, std::max<index_t>(1, 512 / ohw));
+    const index_t T = ipt * ohw, itiles = ceil_div(p.N, ipt);
+    const index_t cb2 = channel_blocks(itiles * G, Cg), cpb2 = ceil_div(Cg, cb2);
+    const index_t nblk2 = ceil_div(Cg, cpb2);
+    parallel_for(itiles * G * nblk2, 1, [&](index_t b, index_t e) {
+      std::vector<float> col(size_t(cpb2 * khkw * T)), dy(size_t(Kg * T));
+      for (index_t job = b; job < e; ++job) {
+        const index_t blk = job % nblk2, rest = job / nblk2;
+        const index_t g = rest % G, it = rest / G;
+        const index_t c0 = blk * cpb2, c1 = std::min(Cg, c0 + cpb2);
+        const index_t n0 = it * ipt, n1 = std::min(p.N, n0 + ipt), cols = (n1 - n0) * ohw;
+        gather_grad_out(p, gy, g, 0, Kg, n0 * ohw, cols, dy.data());
+        GemmArgs a;
+        a.M = (c1 - c0) * khkw; a.N = cols; a.K = Kg;
+        a.A = wt.data() + (g * rows + c0 * khkw) * Kg; a.lda = Kg;
+        a.B = dy.data(); a.ldb = cols;
+        a.C = col.data(); a.ldc = cols;
+        kt.sgemm(a);
+        for (index_t n = n0; n < n1; ++n) {
+          float* gxg = gx + (n * p.C + g * Cg) * hw;
+          std::memset(gxg + c0 * hw, 0, size_t((c1 - c0) * hw) * sizeof(float));
+          col2im_rows_add(p, col.data() + (n - n0) * ohw, cols, c0, c1, 0, ohw, gxg);
+        }
+      }
+    });
+    return;
+  }
 
   if (is_1x1_s1_nopad(p)) {
     // grad_x[n, g] = W_g^T * dY[n, g]: straight into the output.
@@ -288,20 +339,24 @@ index_t weight_tile(const Conv2dParams& p, index_t rows) {
   return std::min(t, p.N * p.OH * p.OW);
 }
 
-// dY rows [m0, m1) of group g for flattened columns [q0, q0 + T) -> buf[m][tt].
-void gather_grad_out(const Conv2dParams& p, const float* gy, index_t g, index_t m0, index_t m1,
-                     index_t q0, index_t T, float* buf) {
-  const index_t ohw = p.OH * p.OW, Kg = p.Kg();
+// dY rows [m0, m1) of group g for flattened columns [q0, q0 + T),
+// transposed: buf[tt][m - m0].
+void gather_grad_out_t(const Conv2dParams& p, const float* gy, index_t g, index_t m0,
+                       index_t m1, index_t q0, index_t T, float* buf) {
+  const index_t ohw = p.OH * p.OW, Kg = p.Kg(), mb = m1 - m0;
   for (index_t q = q0; q < q0 + T;) {
     const index_t n = q / ohw, j = q % ohw, len = std::min(ohw - j, q0 + T - q);
-    for (index_t m = m0; m < m1; ++m)
-      std::memcpy(buf + (m - m0) * T + (q - q0), gy + (n * p.K + g * Kg + m) * ohw + j,
-                  size_t(len) * sizeof(float));
+    float* dst = buf + (q - q0) * mb;
+    for (index_t m = m0; m < m1; ++m) {
+      const float* src = gy + (n * p.K + g * Kg + m) * ohw + j;
+      for (index_t t = 0; t < len; ++t) dst[t * mb + (m - m0)] = src[t];
+    }
     q += len;
   }
 }
 
-// im2col of channels [c0, c1) of group g for flattened columns [q0, q0 + T).
+// im2col of channels [c0, c1) of group g for flattened columns [q0, q0 + T)
+// (row stride T).
 void im2col_flat(const Conv2dParams& p, const float* x, index_t g, index_t c0, index_t c1,
                  index_t q0, index_t T, float* col) {
   const index_t ohw = p.OH * p.OW, hw = p.H * p.W;
@@ -325,23 +380,24 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
   const index_t steps = ceil_div(total, T);
   const KernelTable& kt = kernels();
 
-  // One job: dW[g][m0:m1, c0*khkw : c1*khkw] (+)= sum over steps [s0, s1).
+  // One job: CT[r][m] = dW[g][m0 + m][c0*khkw + r] summed over steps
+  // [s0, s1) in order, computed as col * dY^T so that both GEMM operands are
+  // read without transposition (col is the A operand, dY is gathered
+  // transposed).
   auto run = [&](index_t g, index_t m0, index_t m1, index_t c0, index_t c1, index_t s0,
-                 index_t s1, float* C, index_t ldc, std::vector<float>& col,
-                 std::vector<float>& dy) {
-    const index_t r = (c1 - c0) * khkw;
+                 index_t s1, float* CT, std::vector<float>& col, std::vector<float>& dyt) {
+    const index_t r = (c1 - c0) * khkw, mb = m1 - m0;
     col.resize(size_t(r * T));
-    dy.resize(size_t((m1 - m0) * T));
+    dyt.resize(size_t(mb * T));
     for (index_t s = s0; s < s1; ++s) {
       const index_t q0 = s * T, cols = std::min(T, total - q0);
-      gather_grad_out(p, gy, g, m0, m1, q0, cols, dy.data());
+      gather_grad_out_t(p, gy, g, m0, m1, q0, cols, dyt.data());
       im2col_flat(p, x, g, c0, c1, q0, cols, col.data());
       GemmArgs a;
-      a.trans_b = true;
-      a.M = m1 - m0; a.N = r; a.K = cols;
-      a.A = dy.data(); a.lda = cols;
-      a.B = col.data(); a.ldb = cols;
-      a.C = C; a.ldc = ldc;
+      a.M = r; a.N = mb; a.K = cols;
+      a.A = col.data(); a.lda = cols;
+      a.B = dyt.data(); a.ldb = mb;
+      a.C = CT; a.ldc = mb;
       a.beta = s == s0 ? 0.f : 1.f;
       kt.sgemm(a);
     }
@@ -354,18 +410,20 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
     const index_t S = std::min<index_t>(4, steps), wg = Kg * rows;
     std::vector<float> part(size_t(S * G * wg));
     parallel_for(G * S, 1, [&](index_t b, index_t e) {
-      std::vector<float> col, dy;
+      std::vector<float> col, dyt;
       for (index_t job = b; job < e; ++job) {
         const index_t s = job % S, g = job / S;
         run(g, 0, Kg, 0, Cg, steps * s / S, steps * (s + 1) / S,
-            part.data() + (s * G + g) * wg, rows, col, dy);
+            part.data() + (s * G + g) * wg, col, dyt);
       }
     });
     const index_t ws = G * wg;
     parallel_for(ws, 1 << 12, [&](index_t b, index_t e) {
       for (index_t i = b; i < e; ++i) {
-        float v = part[size_t(i)];
-        for (index_t s = 1; s < S; ++s) v += part[size_t(s * ws + i)];
+        const index_t g = i / wg, m = (i % wg) / rows, rr = i % rows;
+        const index_t src = g * wg + rr * Kg + m;  // transposed slot layout
+        float v = part[size_t(src)];
+        for (index_t s = 1; s < S; ++s) v += part[size_t(s * ws + src)];
         gw[i] = v;
       }
     });
@@ -381,13 +439,19 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
   index_t mb = G * nc >= want ? 1 : std::min(ceil_div(Kg, 16), ceil_div(want, G * nc));
   const index_t mpb = ceil_div(Kg, mb), nm = ceil_div(Kg, mpb);
   parallel_for(G * nc * nm, 1, [&](index_t b, index_t e) {
-    std::vector<float> col, dy;
+    std::vector<float> col, dyt, ct;
     for (index_t job = b; job < e; ++job) {
       const index_t mi = job % nm, rest = job / nm;
       const index_t ci = rest % nc, g = rest / nc;
       const index_t c0 = ci * cpb, c1 = std::min(Cg, c0 + cpb);
       const index_t m0 = mi * mpb, m1 = std::min(Kg, m0 + mpb);
-      run(g, m0, m1, c0, c1, 0, steps, gw + (g * Kg + m0) * rows + c0 * khkw, rows, col, dy);
+      const index_t r = (c1 - c0) * khkw, mbk = m1 - m0;
+      ct.resize(size_t(r * mbk));
+      run(g, m0, m1, c0, c1, 0, steps, ct.data(), col, dyt);
+      for (index_t m = 0; m < mbk; ++m) {
+        float* dst = gw + (g * Kg + m0 + m) * rows + c0 * khkw;
+        for (index_t rr = 0; rr < r; ++rr) dst[rr] = ct[size_t(rr * mbk + m)];
+      }
     }
   });
 }
