@@ -36,7 +36,7 @@ struct KernelTable {
 
   // Serial SGEMM (packing + micro-kernel). Callers split work across threads.
   void (*sgemm)(const GemmArgs&) = nullptr;
-  // y[i] = max(x[i], 0) over n floats (x may equal y).
+  // y[i] = x[i] < 0 ? 0 : x[i] over n floats (x may equal y; NaN, -0.0 pass).
   void (*relu)(index_t n, const float* x, float* y) = nullptr;
 
   // --- backward, pooling and activation kernels (cpu/kernels/*_bwd*, pool_*, activation_*)
@@ -48,6 +48,16 @@ struct KernelTable {
   // gy (OH x OW) through the kh x kw taps w; acc[tap] += <gy, shifted buf>.
   void (*dw_bwd_input)(const DwPlaneGeom& d, const float* gy, const float* w, float* buf) = nullptr;
   void (*dw_bwd_weight)(const DwPlaneGeom& d, const float* gy, const float* buf, float* acc) = nullptr;
+  // Max of n floats; NaN if any is NaN (as torch's max pooling).
+  float (*max_nan)(index_t n, const float* x) = nullptr;
+  // Pooling rows. Vertical: acc[i] = op(acc[i], src[i]) over n floats (max
+  // propagates NaN). Horizontal: y[ow] = op over taps j < kw of
+  // row[ow*sw + j*dw], where `row` is already padded with the identity.
+  // havg divides each sum by div[ow].
+  void (*pool_vmax)(index_t n, const float* src, float* acc) = nullptr;
+  void (*pool_vadd)(index_t n, const float* src, float* acc) = nullptr;
+  void (*pool_hmax)(index_t OW, index_t sw, index_t kw, index_t dw, const float* row, float* y) = nullptr;
+  void (*pool_havg)(index_t OW, index_t sw, index_t kw, const float* row, const float* div, float* y) = nullptr;
 };
 
 // The table for this CPU (chosen on first use; CONVCORE_ISA=baseline|avx2|

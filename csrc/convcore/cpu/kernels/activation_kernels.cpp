@@ -5,12 +5,30 @@ namespace convcore {
 namespace cpu {
 namespace CONVCORE_ISA {
 
+namespace {
+typedef int vi __attribute__((vector_size(kVW * sizeof(int))));
+// x > 0 or NaN, decided on the bits (the kernels run with denormals-are-zero,
+// under which 1e-45 > 0 would be false): as int32 that is i > 0, or a
+// negative NaN, i in (bits(-inf), 0).
+constexpr int kNegInfBits = int(0xFF800000u);
+inline bool passes1(float x) {
+  int i;
+  std::memcpy(&i, &x, sizeof i);
+  return i > 0 || (i < 0 && i > kNegInfBits);
+}
+}  // namespace
+
 void relu_backward(index_t n, const float* gy, const float* x, float* gx) {
   index_t i = 0;
   const vf zero = vf{};
-  // x > 0 is false for NaN, so NaN inputs pass no gradient (as torch).
-  for (; i + kVW <= n; i += kVW) store(gx + i, load(x + i) > zero ? load(gy + i) : zero);
-  for (; i < n; ++i) gx[i] = x[i] > 0.f ? gy[i] : 0.f;
+  const vi z = vi{}, hi = vi{} + kNegInfBits;
+  // torch's threshold_backward on the output: x <= 0 passes nothing, while
+  // NaN inputs (whose output is NaN, not <= 0) pass the gradient through.
+  for (; i + kVW <= n; i += kVW) {
+    const vi b = (vi)load(x + i);
+    store(gx + i, (b > z) | ((b < z) & (b > hi)) ? load(gy + i) : zero);
+  }
+  for (; i < n; ++i) gx[i] = passes1(x[i]) ? gy[i] : 0.f;
 }
 
 float sum(index_t n, const float* x) {
