@@ -74,7 +74,7 @@ class Mod(Op):
 
     def run(self, a, b):
         _same_dtype(self, a, b)
-        if self.fmod or a.dtype.kind == "f":
+        if self.fmod:
             return [np.fmod(a, b)]
         return [np.mod(a, b)]
 

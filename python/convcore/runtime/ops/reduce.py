@@ -27,9 +27,17 @@ class _Reduce(Op):
                 return [x]
             ax = list(range(x.ndim))
         ax = tuple(sorted({axis_of(self, a, x.ndim) for a in ax}))
-        for a in ax:
-            if x.shape[a] == 0 and type(self).fn in (np.max, np.min):
-                raise ValueError(f"{self.label}: cannot reduce an empty axis {a}")
+        if any(x.shape[a] == 0 for a in ax) and type(self).fn in (np.max, np.min):
+            # Empty set: the reduction's identity (-inf for max, +inf for min).
+            shape = [1 if i in ax else d for i, d in enumerate(x.shape) if self.keepdims or i not in ax]
+            if x.dtype.kind == "f":
+                fill = -np.inf if type(self).fn is np.max else np.inf
+            elif x.dtype == np.bool_:
+                fill = type(self).fn is np.min
+            else:
+                info = np.iinfo(x.dtype)
+                fill = info.min if type(self).fn is np.max else info.max
+            return [np.full(shape, fill, dtype=x.dtype)]
         y = self.compute(x, ax)
         return [np.asarray(y).astype(x.dtype, copy=False)]
 

@@ -18,8 +18,9 @@ _CTMS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corn
 _NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil", "simple")
 
 
-def _orig_coords(ctm, out_len, in_len, scale, roi=None):
+def _orig_coords(ctm, out_len, in_len, scale, roi=None, len_resized=None):
     x = np.arange(out_len, dtype=np.float64)
+    len_resized = out_len if len_resized is None else len_resized
     if ctm == "half_pixel":
         return (x + 0.5) / scale - 0.5
     if ctm == "half_pixel_symmetric":
@@ -29,7 +30,7 @@ def _orig_coords(ctm, out_len, in_len, scale, roi=None):
     if ctm == "pytorch_half_pixel":
         return (x + 0.5) / scale - 0.5 if out_len > 1 else np.zeros_like(x)
     if ctm == "align_corners":
-        return x * (in_len - 1) / (out_len - 1) if out_len > 1 else np.zeros_like(x)
+        return x * (in_len - 1) / (len_resized - 1) if len_resized > 1 else np.zeros_like(x)
     if ctm == "asymmetric":
         return x / scale
     if ctm == "tf_half_pixel_for_nn":
@@ -78,7 +79,7 @@ def _interp_matrix(xo, in_len, mode, cubic_a, exclude_outside, antialias, scale)
             d = d * scale
         w = np.maximum(0.0, 1 - np.abs(d)) if mode == "linear" else _cubic(d, cubic_a)
         inside = (idx >= 0) & (idx < in_len)
-        if exclude_outside or shrink:
+        if exclude_outside:
             w = np.where(inside, w, 0.0)
         np.add.at(M, (np.arange(out_len), np.clip(idx, 0, in_len - 1)), w)
     if exclude_outside or shrink:
@@ -100,7 +101,7 @@ class _ResizeBase(Op):
         self.cubic_a, self.exclude, self.extrap = cubic_a, bool(exclude), extrap
         self.antialias = bool(antialias)
 
-    def resize(self, x, out_shape, scales, roi=None):
+    def resize(self, x, out_shape, scales, roi=None, from_scales=False):
         self.check_size(out_shape)
         y = x
         mask = None
@@ -109,12 +110,14 @@ class _ResizeBase(Op):
             r = None if roi is None else (roi[ax], roi[ax + x.ndim])
             if n_in == n_out and scales[ax] == 1 and self.ctm != "tf_crop_and_resize":
                 continue
+            # align_corners divides by the unrounded resized length when scales are given.
+            n_len = n_in * scales[ax] if from_scales else n_out
             if n_out == 0 or n_in == 0:
                 shape = list(y.shape)
                 shape[ax] = n_out
                 y = np.zeros(shape, y.dtype)
                 continue
-            xo = _orig_coords(self.ctm, n_out, n_in, scales[ax], r)
+            xo = _orig_coords(self.ctm, n_out, n_in, scales[ax], r, n_len)
             if self.ctm == "tf_crop_and_resize":
                 bad = (xo < 0) | (xo > n_in - 1)
                 if bad.any():
@@ -222,4 +225,4 @@ class Resize(_ResizeBase):
             roi_full = [0.0] * r + [1.0] * r
             for i, a in enumerate(axes):
                 roi_full[a], roi_full[a + r] = rv[i], rv[i + len(axes)]
-        return [self.resize(x, out, full_scales, roi_full)]
+        return [self.resize(x, out, full_scales, roi_full, from_scales=scales is not None)]

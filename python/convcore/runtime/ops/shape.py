@@ -260,6 +260,23 @@ class Gather(Op):
         return [np.take(x, idx.astype(np.int64), axis=axis)]
 
 
+@register("GatherElements", since=11)
+class GatherElements(Op):
+    def setup(self):
+        self.axis = self.attr("axis", "int", 0)
+
+    def run(self, x, idx):
+        if idx.dtype.kind not in "iu" or idx.ndim != x.ndim:
+            raise ValueError(f"{self.label}: indices must be integers of the data's rank {x.ndim}, "
+                             f"got {idx.dtype} rank {idx.ndim}")
+        axis = axis_of(self, self.axis, x.ndim)
+        dim = x.shape[axis]
+        if idx.size and (idx.min() < -dim or idx.max() >= dim):
+            raise ValueError(f"{self.label}: indices out of range [{-dim}, {dim - 1}] for axis {axis}")
+        idx = np.where(idx < 0, idx + dim, idx).astype(np.int64)
+        return [np.take_along_axis(x, idx, axis=axis)]
+
+
 @register("Shape", since=1)
 class Shape(Op):
     def setup(self):
@@ -387,15 +404,17 @@ class DepthToSpace(Op):
 class SpaceToDepth(Op):
     def setup(self):
         self.b = self.attr("blocksize", "int")
-        if self.b <= 0:
-            raise self.error(f"blocksize must be positive, got {self.b}")
+        self.mode = self.attr("mode", "string", "DCR")
+        if self.b <= 0 or self.mode not in ("DCR", "CRD"):
+            raise self.error(f"blocksize must be positive and mode DCR or CRD, got {self.b}, {self.mode}")
 
     def run(self, x):
         b = self.b
         if x.ndim != 4 or x.shape[2] % b or x.shape[3] % b:
             raise ValueError(f"{self.label}: input must be 4-D with H, W divisible by {b}, got {x.shape}")
         n, c, h, w = x.shape
-        t = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+        t = x.reshape(n, c, h // b, b, w // b, b)
+        t = t.transpose(0, 3, 5, 1, 2, 4) if self.mode == "DCR" else t.transpose(0, 1, 3, 5, 2, 4)
         return [np.ascontiguousarray(t).reshape(n, c * b * b, h // b, w // b)]
 
 
