@@ -19,7 +19,8 @@ def run_nodes(graph, free_after, env: dict) -> dict:
         try:
             with np.errstate(all="ignore"):
                 outs = node.op.run(*args)
-        except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError) as e:
+        except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError,
+                AttributeError, AssertionError, NotImplementedError) as e:
             raise _wrap(node, e) from None
         if len(outs) < len([o for o in node.outputs if o]):
             raise ValueError(f"{node_label(node)}: produced {len(outs)} outputs, the graph "

@@ -29,7 +29,21 @@ class Op:
         self.opset = opset
         self.base_dir = base_dir
         self.inplace = False  # set by the memory planner
+        self._check_arity()
         self.setup()
+
+    def _check_arity(self):
+        """Required inputs (run's parameters without defaults) must be named."""
+        import inspect
+        params = list(inspect.signature(self.run).parameters.values())
+        required = sum(1 for p in params if p.kind == p.POSITIONAL_OR_KEYWORD and p.default is p.empty)
+        variadic = any(p.kind == p.VAR_POSITIONAL for p in params)
+        ins = self.node.inputs
+        missing = [i for i in range(required) if i >= len(ins) or not ins[i]]
+        if missing:
+            raise ModelError(f"{self.label}: needs {required} input(s), input(s) {missing} are missing")
+        if not variadic and len(ins) > len(params):
+            raise ModelError(f"{self.label}: takes at most {len(params)} inputs, got {len(ins)}")
 
     def setup(self):
         pass

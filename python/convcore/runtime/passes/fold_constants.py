@@ -14,7 +14,8 @@ def fold_constants(graph):
             try:
                 with np.errstate(all="ignore"):
                     outs = n.op.run(*[graph.constants[i] if i else None for i in n.inputs])
-            except (ValueError, TypeError, IndexError) as e:
+            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError,
+                    AttributeError, AssertionError, NotImplementedError) as e:
                 msg = str(e)
                 if f"'{n.name}'" not in msg:
                     msg = f"node '{n.name}' ({n.op_type}): {msg}"
