@@ -138,9 +138,50 @@ def linear(x, weight, bias=None):
     if xd.shape[-1:] != wd.shape[1:]:
         raise ValueError(f"linear: input has {xd.shape[-1] if xd.ndim else 0} features, weight "
                          f"expects {wd.shape[1]} (input shape {xd.shape}, weight {wd.shape})")
+    if xd.dtype == wd.dtype == np.float32 and (bias is None or bias.data.dtype == np.float32):
+        y, backward = _linear_kernel(x, weight, bias)
+    else:
+        y, backward = _linear_numpy(x, weight, bias)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    out = Tensor._make(y, parents, backward, "linear")
+    _record("linear", parents, out)
+    return out
+
+
+def _linear_kernel(x, weight, bias):
+    """float32: run the product as a 1x1 convolution whose "image" is the batch.
+
+    (out, in) @ (in, rows) is one GEMM in convcore's own threaded kernel, so
+    training never mixes OpenBLAS's thread pool with the OpenMP one (on a
+    2-core machine the two pools fight and a small matmul can take 100x longer).
+    """
+    xd, wd = x.data, weight.data
+    lead, fin, fout = xd.shape[:-1], wd.shape[1], wd.shape[0]
+    # Columns = rows of x: (1, in, rows, 1). x.T of a transposed output is contiguous for free.
+    xt = np.ascontiguousarray(xd.reshape(-1, fin).T).reshape(1, fin, -1, 1)
+    w4 = wd.reshape(fout, fin, 1, 1)
+    bd = None if bias is None else bias.data
+    args = ([1, 1], [0, 0, 0, 0], [1, 1], 1)
+    yt = _core.conv2d_forward(xt, w4, bd, *args, -np.inf, np.inf, None, "auto")
+    y = yt.reshape(fout, -1).T.reshape(lead + (fout,))
+
+    def backward(g):
+        gt = np.ascontiguousarray(g.reshape(-1, fout).T, dtype=np.float32).reshape(1, fout, -1, 1)
+        gx, gw, gb = _core.conv2d_backward(gt, xt, w4, *args, x.requires_grad,
+                                           weight.requires_grad,
+                                           bias is not None and bias.requires_grad)
+        gx = None if gx is None else gx.reshape(fin, -1).T.reshape(lead + (fin,))
+        gw = None if gw is None else gw.reshape(fout, fin)
+        return (gx, gw) if bias is None else (gx, gw, gb)
+    return y, backward
+
+
+def _linear_numpy(x, weight, bias):
+    """Other dtypes (float64 gradient checks): plain numpy."""
+    xd, wd = x.data, weight.data
     y = xd @ wd.T
     if bias is not None:
-        y += bias.data
+        y = y + bias.data
 
     def backward(g):
         g2 = g.reshape(-1, g.shape[-1])
@@ -149,11 +190,7 @@ def linear(x, weight, bias=None):
         if bias is None:
             return gx, gw
         return gx, gw, (g2.sum(axis=0) if bias.requires_grad else None)
-
-    parents = (x, weight) if bias is None else (x, weight, bias)
-    out = Tensor._make(y, parents, backward, "linear")
-    _record("linear", parents, out)
-    return out
+    return y, backward
 
 
 def flatten(x, start_dim: int = 1, end_dim: int = -1):
