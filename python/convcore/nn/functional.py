@@ -213,68 +213,74 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
 
     In training mode the batch statistics normalise the input and, when
     running buffers are given, update them in place (unbiased variance).
+    Written to touch the (large) activation as few times as possible: the
+    per-channel sums are einsum reductions over an (N, C, L) view, and the
+    backward pass reuses the centred input saved by the forward pass.
     """
     x = _t(x)
     weight = None if weight is None else _t(weight)
     bias = None if bias is None else _t(bias)
     xd = x.data
-    C = xd.shape[1]
-    axes = (0,) + tuple(range(2, xd.ndim))
+    N, C = xd.shape[0], xd.shape[1]
+    m = xd.size // C if C else 0
     bshape = (1, C) + (1,) * (xd.ndim - 2)
-    wd = weight.data if weight is not None else None
+    x3 = xd.reshape(N, C, -1)
+    dt = xd.dtype
+
+    def csum(a3):  # per-channel sum of an (N, C, L) array
+        return np.einsum("ncl->c", a3)
+
     if training:
-        m = xd.size // C
         if m <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                              f"got input shape {xd.shape}")
-        mean = xd.mean(axis=axes)
-        xc = xd - mean.reshape(bshape)
-        var = np.einsum("nchw,nchw->c", xc, xc) / m if xd.ndim == 4 else (xc * xc).mean(axis=axes)
-        var = var.astype(xd.dtype, copy=False)
+        mean = csum(x3) / m
+        xc = xd - mean.reshape(bshape)  # kept for backward
+        xc3 = xc.reshape(N, C, -1)
+        var = np.einsum("ncl,ncl->c", xc3, xc3) / m
         if running_mean is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mean
             running_var *= 1 - momentum
             running_var += momentum * var * (m / (m - 1))
-        invstd = (1.0 / np.sqrt(var + eps)).astype(xd.dtype, copy=False)
-        xhat = xc * invstd.reshape(bshape)
     else:
-        mean, var = running_mean, running_var
-        invstd = (1.0 / np.sqrt(var + eps)).astype(xd.dtype, copy=False)
-        xhat = None  # computed in backward only if a parameter needs it
-    scale = invstd if wd is None else invstd * wd
-    shift = -mean * scale if bias is None else bias.data - mean * scale
-    y = xd * scale.reshape(bshape) + shift.reshape(bshape).astype(xd.dtype, copy=False)
+        mean, var, xc = running_mean.astype(dt), running_var.astype(dt), None
+    invstd = (1.0 / np.sqrt(var + eps)).astype(dt)
+    scale = invstd if weight is None else (invstd * weight.data).astype(dt)
+    if training:
+        y = xc * scale.reshape(bshape)
+        if bias is not None:
+            y += bias.data.reshape(bshape)
+    else:
+        shift = -mean * scale if bias is None else bias.data - mean * scale
+        y = xd * scale.reshape(bshape)
+        y += shift.astype(dt).reshape(bshape)
 
     def backward(g):
-        nonlocal xhat
-        need_wb = (weight is not None and weight.requires_grad) or \
-                  (bias is not None and bias.requires_grad)
-        if xhat is None and (need_wb or training):
-            xhat = (xd - mean.reshape(bshape)) * invstd.reshape(bshape)
-        gsum = g.sum(axis=axes)
-        gxhat_sum = np.einsum("nchw,nchw->c", g, xhat) if (xhat is not None and g.ndim == 4) \
-            else ((g * xhat).sum(axis=axes) if xhat is not None else None)
+        g3 = g.reshape(N, C, -1)
+        gsum = csum(g3)
+        need_w = weight is not None and weight.requires_grad
+        gdot = None  # sum(g * (x - mean)) per channel
+        if training or need_w:
+            gdot = np.einsum("ncl,ncl->c", g3, xc3) if training else \
+                np.einsum("ncl,ncl->c", g3, x3) - mean * gsum
         gx = None
         if x.requires_grad:
-            if training:
-                m = xd.size // C
-                # d/dx of (x - mean) * invstd, with mean and var depending on x.
-                gx = (g - (gsum / m).reshape(bshape) - xhat * (gxhat_sum / m).reshape(bshape)) \
-                    * scale.reshape(bshape)
-            else:
-                gx = g * scale.reshape(bshape)
+            gx = g * scale.reshape(bshape)
+            if training:  # mean and variance depend on x too
+                gx -= xc * (scale * gdot * invstd * invstd / m).reshape(bshape)
+                gx -= (scale * gsum / m).reshape(bshape)
         grads = [gx]
         if weight is not None:
-            grads.append(gxhat_sum.astype(wd.dtype, copy=False) if weight.requires_grad else None)
+            grads.append((gdot * invstd).astype(weight.data.dtype) if need_w else None)
         if bias is not None:
             grads.append(gsum if bias.requires_grad else None)
         return tuple(grads)
 
     parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
-    out = Tensor._make(y.astype(xd.dtype, copy=False), parents, backward, "batch_norm")
+    out = Tensor._make(y, parents, backward, "batch_norm")
     if not training:
-        _record("batch_norm", parents, out, mean=mean, var=var, eps=float(eps),
+        _record("batch_norm", parents, out, mean=running_mean, var=running_var, eps=float(eps),
                 has_weight=weight is not None, has_bias=bias is not None)
     else:
         _record("batch_norm_train", parents, out)
