@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "convcore/cuda/activation.h"
+#include "convcore/cuda/buffer.h"
 #include "convcore/cuda/conv2d.h"
 #include "convcore/cuda/pool.h"
 #include "convcore/cuda/runtime.h"
@@ -281,6 +282,11 @@ void bind_cuda(py::module_& m) {
     cu::set_device(device);
     return cu::tf32_supported();
   }, py::arg("device") = 0);
+  c.def("empty_cache", [] {
+    py::gil_scoped_release nogil;
+    cu::empty_cache();
+  });
+  c.def("cached_bytes", &cu::cached_bytes);
   bind_cuda_array(c);
   bind_ops(c);
 }

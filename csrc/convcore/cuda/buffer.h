@@ -11,6 +11,8 @@ class DeviceBuffer {
   DeviceBuffer() = default;
   // Allocates `bytes` on `device` (0 bytes allocates nothing). Throws
   // CudaError (out of memory...) naming the size.
+  // The block comes from a per-device cache of freed blocks when one of the
+  // (rounded) size is there; bytes() is the rounded size.
   DeviceBuffer(std::size_t bytes, int device);
   ~DeviceBuffer();
   DeviceBuffer(DeviceBuffer&& o) noexcept;
@@ -27,6 +29,11 @@ class DeviceBuffer {
   std::size_t bytes_ = 0;
   int device_ = 0;
 };
+
+// Frees the cached blocks (convcore.cuda.empty_cache()); cached_bytes()
+// is how much memory the cache holds.
+void empty_cache();
+std::size_t cached_bytes();
 
 // Synchronous copies (they wait for queued kernels, so results are final).
 void copy_to_device(void* dst, const void* src, std::size_t bytes, int device);
