@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI step for the optional CUDA build: when nvcc is present, configure and
 # build the extension with -DCONVCORE_CUDA=ON in its own build dir (compile
-# and link only, so the CUDA sources never rot), then import that build from
+# and link only, so the CUDA sources never rot), run the host emulation of
+# the kernels' index math (tests/cuda_host/), then import that build from
 # a scratch copy of the package and run tests/test_cuda.py against it (GPU
 # tests skip cleanly where no GPU is visible). Without nvcc it says so and
 # succeeds. The normal CPU build (build-dev/, python/convcore/_core*.so) is
@@ -28,8 +29,12 @@ if command -v ninja >/dev/null; then GEN=(-G Ninja); fi
 cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_COMPILER="$NVCC" \
   -Dpybind11_DIR="$(python3 -m pybind11 --cmakedir)" \
-  -DCONVCORE_CUDA=ON -DCONVCORE_CUDA_ARCHITECTURES="$ARCHS" >/dev/null
+  -DCONVCORE_CUDA=ON -DCONVCORE_CUDA_ARCHITECTURES="$ARCHS" -DCONVCORE_CUDA_HOST_CHECK=ON >/dev/null
 cmake --build "$BUILD" --parallel "${CI_JOBS:-2}"
+
+# The kernels' index math, run on the CPU against the CPU kernels (no GPU
+# needed; see tests/cuda_host/emulate_kernels.cu for what this covers).
+"$BUILD"/convcore_cuda_host_check | tail -n 1
 
 # Import the CUDA build from a scratch package copy and run the CUDA tests.
 so=$(ls "$BUILD"/_core*.so)

@@ -50,3 +50,13 @@ target_include_directories(convcore_cuda PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/csrc
 target_compile_options(convcore_cuda PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:-O3 --expt-relaxed-constexpr -lineinfo>)
 target_link_libraries(convcore_cuda PUBLIC CUDA::cudart_static)
+
+# Host emulation of the kernels' index math against the CPU kernels; runs
+# without a GPU (tests/cuda_host/emulate_kernels.cu, .ci/cuda-build.sh).
+option(CONVCORE_CUDA_HOST_CHECK "Build the host emulation check of the CUDA kernels" OFF)
+if(CONVCORE_CUDA_HOST_CHECK)
+  add_executable(convcore_cuda_host_check ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda_host/emulate_kernels.cu)
+  target_compile_options(convcore_cuda_host_check PRIVATE
+    $<$<COMPILE_LANGUAGE:CUDA>:-O2 --expt-relaxed-constexpr>)
+  target_link_libraries(convcore_cuda_host_check PRIVATE convcore_cpu CUDA::cudart_static)
+endif()

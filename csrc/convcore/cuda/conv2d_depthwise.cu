@@ -7,67 +7,18 @@ namespace detail {
 
 namespace {
 
-// One thread per output element; input channel = k / Kg (Cg == 1).
 __global__ void dw_forward_kernel(ConvDims d, const float* __restrict__ x,
                                   const float* __restrict__ w, float* __restrict__ y,
                                   const float* __restrict__ bias,
                                   const float* __restrict__ residual, float lo, float hi) {
   const i64 total = i64(d.N) * d.K * d.OHW;
-  CC_GRID_STRIDE(i, total) {
-    const int ow = int(i % d.OW);
-    const int oh = int((i / d.OW) % d.OH);
-    const i64 nk = i / d.OHW;
-    const int k = int(nk % d.K), img = int(nk / d.K);
-    const float* xp = x + (i64(img) * d.C + k / d.Kg) * d.HW;
-    const float* wp = w + i64(k) * d.khw;
-    const int ih0 = oh * d.sh - d.pt, iw0 = ow * d.sw - d.pl;
-    float acc = 0.f;
-    for (int r = 0; r < d.kh; ++r) {
-      const int ih = ih0 + r * d.dh;
-      if (unsigned(ih) >= unsigned(d.H)) continue;
-      for (int s = 0; s < d.kw; ++s) {
-        const int iw = iw0 + s * d.dw;
-        if (unsigned(iw) < unsigned(d.W)) acc = fmaf(__ldg(wp + r * d.kw + s), __ldg(xp + ih * d.W + iw), acc);
-      }
-    }
-    if (bias) acc += __ldg(bias + k);
-    if (residual) acc += __ldg(residual + i);
-    acc = acc < lo ? lo : acc;
-    acc = acc > hi ? hi : acc;
-    y[i] = acc;
-  }
+  CC_GRID_STRIDE(i, total) y[i] = dw_forward_at(d, x, w, bias, residual, lo, hi, i);
 }
 
-// One thread per input element: gather from every output window that used it.
 __global__ void dw_backward_input_kernel(ConvDims d, const float* __restrict__ gy,
                                          const float* __restrict__ w, float* __restrict__ gx) {
   const i64 total = i64(d.N) * d.C * d.HW;
-  CC_GRID_STRIDE(i, total) {
-    const int iw = int(i % d.W);
-    const int ih = int((i / d.W) % d.H);
-    const i64 nc = i / d.HW;
-    const int c = int(nc % d.C), img = int(nc / d.C);
-    float acc = 0.f;
-    for (int o = 0; o < d.Kg; ++o) {
-      const int k = c * d.Kg + o;
-      const float* gp = gy + (i64(img) * d.K + k) * d.OHW;
-      const float* wp = w + i64(k) * d.khw;
-      for (int r = 0; r < d.kh; ++r) {
-        const int th = ih + d.pt - r * d.dh;
-        if (th < 0) break;
-        const int oh = th / d.sh;
-        if (oh * d.sh != th || oh >= d.OH) continue;
-        for (int s = 0; s < d.kw; ++s) {
-          const int tw = iw + d.pl - s * d.dw;
-          if (tw < 0) break;
-          const int ow = tw / d.sw;
-          if (ow * d.sw != tw || ow >= d.OW) continue;
-          acc = fmaf(__ldg(wp + r * d.kw + s), __ldg(gp + oh * d.OW + ow), acc);
-        }
-      }
-    }
-    gx[i] = acc;
-  }
+  CC_GRID_STRIDE(i, total) gx[i] = dw_backward_input_at(d, gy, w, i);
 }
 
 // Block-wide sum of one float per thread (blockDim.x == kThreads).
@@ -87,18 +38,9 @@ __device__ float block_sum(float v) {
 __global__ void dw_backward_weight_kernel(ConvDims d, const float* __restrict__ gy,
                                           const float* __restrict__ x, float* __restrict__ gw) {
   const int k = blockIdx.x / d.khw, rs = blockIdx.x % d.khw;
-  const int r = rs / d.kw, s = rs - r * d.kw;
-  const int c = k / d.Kg;
   const i64 total = i64(d.N) * d.OHW;
   float acc = 0.f;
-  for (i64 q = threadIdx.x; q < total; q += blockDim.x) {
-    const int img = int(q / d.OHW), pix = int(q % d.OHW);
-    const int oh = pix / d.OW, ow = pix - oh * d.OW;
-    const int ih = oh * d.sh - d.pt + r * d.dh, iw = ow * d.sw - d.pl + s * d.dw;
-    if (unsigned(ih) >= unsigned(d.H) || unsigned(iw) >= unsigned(d.W)) continue;
-    acc = fmaf(__ldg(gy + (i64(img) * d.K + k) * d.OHW + pix),
-               __ldg(x + (i64(img) * d.C + c) * d.HW + ih * d.W + iw), acc);
-  }
+  for (i64 q = threadIdx.x; q < total; q += blockDim.x) acc += dw_weight_term(d, gy, x, k, rs, q);
   acc = block_sum(acc);
   if (threadIdx.x == 0) gw[blockIdx.x] = acc;
 }
@@ -111,7 +53,7 @@ __global__ void bias_backward_kernel(ConvDims d, const float* __restrict__ gy,
   float acc = 0.f;
   for (i64 q = threadIdx.x; q < total; q += blockDim.x) {
     const int img = int(q / d.OHW), pix = int(q % d.OHW);
-    acc += __ldg(gy + (i64(img) * d.K + k) * d.OHW + pix);
+    acc += CC_LDG(gy + (i64(img) * d.K + k) * d.OHW + pix);
   }
   acc = block_sum(acc);
   if (threadIdx.x == 0) gb[k] = acc;

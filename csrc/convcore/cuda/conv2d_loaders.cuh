@@ -6,13 +6,12 @@
 
 #include <cstdint>
 
+#include "convcore/cuda/hostdev.cuh"
 #include "convcore/params.h"
 
 namespace convcore {
 namespace cuda {
 namespace detail {
-
-using i64 = std::int64_t;
 
 struct ConvDims {
   int N, C, H, W, K, Cg, Kg, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW;
@@ -37,19 +36,19 @@ struct FwdLoader {
   const float* w;
   struct Row { const float* wr; };
   struct Col { const float* xb; int ih0, iw0; };
-  __device__ Row row(int g, int m) const { return {w + i64(g * d.Kg + m) * (d.Cg * d.khw)}; }
-  __device__ float a(const Row& r, int k) const { return __ldg(r.wr + k); }
-  __device__ Col col(int g, int n) const {
+  __host__ __device__ Row row(int g, int m) const { return {w + i64(g * d.Kg + m) * (d.Cg * d.khw)}; }
+  __host__ __device__ float a(const Row& r, int k) const { return CC_LDG(r.wr + k); }
+  __host__ __device__ Col col(int g, int n) const {
     const int img = n / d.OHW, pix = n - img * d.OHW;
     const int oh = pix / d.OW, ow = pix - oh * d.OW;
     return {x + (i64(img) * d.C + i64(g) * d.Cg) * d.HW, oh * d.sh - d.pt, ow * d.sw - d.pl};
   }
-  __device__ float b(const Col& c, int k) const {
+  __host__ __device__ float b(const Col& c, int k) const {
     const int ci = k / d.khw, rs = k - ci * d.khw;
     const int r = rs / d.kw, s = rs - r * d.kw;
     const int ih = c.ih0 + r * d.dh, iw = c.iw0 + s * d.dw;
     if (unsigned(ih) >= unsigned(d.H) || unsigned(iw) >= unsigned(d.W)) return 0.f;
-    return __ldg(c.xb + i64(ci) * d.HW + ih * d.W + iw);
+    return CC_LDG(c.xb + i64(ci) * d.HW + ih * d.W + iw);
   }
 };
 
@@ -60,11 +59,11 @@ struct FwdStore {
   const float* bias;
   const float* residual;
   float lo, hi;
-  __device__ void operator()(int g, int m, int n, float v) const {
+  __host__ __device__ void operator()(int g, int m, int n, float v) const {
     const int img = n / d.OHW, pix = n - img * d.OHW, k = g * d.Kg + m;
     const i64 off = (i64(img) * d.K + k) * d.OHW + pix;
-    if (bias) v += __ldg(bias + k);
-    if (residual) v += __ldg(residual + off);
+    if (bias) v += CC_LDG(bias + k);
+    if (residual) v += CC_LDG(residual + off);
     v = v < lo ? lo : v;
     v = v > hi ? hi : v;
     y[off] = v;
@@ -80,33 +79,33 @@ struct BwdDataLoader {
   const float* w;
   struct Row { const float* wc; };
   struct Col { const float* gyb; int ihp, iwp; };
-  __device__ Row row(int g, int m) const {
+  __host__ __device__ Row row(int g, int m) const {
     return {w + (i64(g) * d.Kg * d.Cg + m) * d.khw};
   }
-  __device__ float a(const Row& r, int k) const {
+  __host__ __device__ float a(const Row& r, int k) const {
     const int o = k / d.khw, rs = k - o * d.khw;
-    return __ldg(r.wc + i64(o) * d.Cg * d.khw + rs);
+    return CC_LDG(r.wc + i64(o) * d.Cg * d.khw + rs);
   }
-  __device__ Col col(int g, int n) const {
+  __host__ __device__ Col col(int g, int n) const {
     const int img = n / d.HW, pix = n - img * d.HW;
     const int ih = pix / d.W, iw = pix - ih * d.W;
     return {gy + (i64(img) * d.K + i64(g) * d.Kg) * d.OHW, ih + d.pt, iw + d.pl};
   }
-  __device__ float b(const Col& c, int k) const {
+  __host__ __device__ float b(const Col& c, int k) const {
     const int o = k / d.khw, rs = k - o * d.khw;
     const int r = rs / d.kw, s = rs - r * d.kw;
     const int th = c.ihp - r * d.dh, tw = c.iwp - s * d.dw;
     if (th < 0 || tw < 0) return 0.f;
     const int oh = th / d.sh, ow = tw / d.sw;
     if (oh * d.sh != th || ow * d.sw != tw || oh >= d.OH || ow >= d.OW) return 0.f;
-    return __ldg(c.gyb + i64(o) * d.OHW + oh * d.OW + ow);
+    return CC_LDG(c.gyb + i64(o) * d.OHW + oh * d.OW + ow);
   }
 };
 
 struct BwdDataStore {
   ConvDims d;
   float* gx;
-  __device__ void operator()(int g, int m, int n, float v) const {
+  __host__ __device__ void operator()(int g, int m, int n, float v) const {
     const int img = n / d.HW, pix = n - img * d.HW;
     gx[(i64(img) * d.C + i64(g) * d.Cg + m) * d.HW + pix] = v;
   }
@@ -122,30 +121,30 @@ struct BwdWeightLoader {
   const float* x;
   struct Row { const float* gyo; };
   struct Col { const float* xc; int roff, soff; };
-  __device__ Row row(int g, int m) const { return {gy + (i64(g) * d.Kg + m) * d.OHW}; }
-  __device__ float a(const Row& r, int k) const {
+  __host__ __device__ Row row(int g, int m) const { return {gy + (i64(g) * d.Kg + m) * d.OHW}; }
+  __host__ __device__ float a(const Row& r, int k) const {
     const int img = k / d.OHW, pix = k - img * d.OHW;
-    return __ldg(r.gyo + i64(img) * d.K * d.OHW + pix);
+    return CC_LDG(r.gyo + i64(img) * d.K * d.OHW + pix);
   }
-  __device__ Col col(int g, int n) const {
+  __host__ __device__ Col col(int g, int n) const {
     const int c = n / d.khw, rs = n - c * d.khw;
     const int r = rs / d.kw, s = rs - r * d.kw;
     return {x + (i64(g) * d.Cg + c) * d.HW, r * d.dh - d.pt, s * d.dw - d.pl};
   }
-  __device__ float b(const Col& c, int k) const {
+  __host__ __device__ float b(const Col& c, int k) const {
     const int img = k / d.OHW, pix = k - img * d.OHW;
     const int oh = pix / d.OW, ow = pix - oh * d.OW;
     const int ih = oh * d.sh + c.roff, iw = ow * d.sw + c.soff;
     if (unsigned(ih) >= unsigned(d.H) || unsigned(iw) >= unsigned(d.W)) return 0.f;
-    return __ldg(c.xc + i64(img) * d.C * d.HW + ih * d.W + iw);
+    return CC_LDG(c.xc + i64(img) * d.C * d.HW + ih * d.W + iw);
   }
 };
 
 struct BwdWeightStore {
   ConvDims d;
   float* gw;
-  __device__ void operator()(int g, int m, int n, float v) const {
-    atomicAdd(gw + (i64(g) * d.Kg + m) * (d.Cg * d.khw) + n, v);
+  __host__ __device__ void operator()(int g, int m, int n, float v) const {
+    add_to(gw + (i64(g) * d.Kg + m) * (d.Cg * d.khw) + n, v);
   }
 };
 

@@ -27,24 +27,29 @@ namespace detail {
 // double-buffered shared memory (global loads of tile k+1 overlap the FMAs
 // on tile k). 128x128x8 / 8x8 is the classic large-GEMM shape; 64x64x8 / 4x4
 // keeps more blocks in flight on small layers.
-template <int BM, int BN, int BK, int TM, int TN, class L, class S>
-__global__ void __launch_bounds__((BM / TM) * (BN / TN))
-    igemm_f32_kernel(const L ld, const S st, int M, int N, int Kd, int splits) {
+//
+// The block body is a __host__ __device__ function of (thread, block, shared
+// tiles, barrier) so that tests/cuda_host/ can run the very same code on the
+// CPU (one std::thread per CUDA thread, a real barrier) where no GPU exists.
+// Sync is a __device__ barrier on the GPU and a __host__ one in the
+// emulation; each instantiation is only ever called on its own side.
+#pragma nv_exec_check_disable
+template <int BM, int BN, int BK, int TM, int TN, class L, class S, class Sync>
+__host__ __device__ __forceinline__ void igemm_f32_block(
+    const L& ld, const S& st, int M, int N, int Kd, int splits, int t, int bx, int by, int bz,
+    float (*As)[BK][BM], float (*Bs)[BK][BN], const Sync& sync) {
   constexpr int NT = (BM / TM) * (BN / TN);
   constexpr int A_PER = BM * BK / NT;  // A elements each thread loads per tile
   constexpr int B_PER = BN * BK / NT;
   constexpr int B_STEP = NT / BN;
   static_assert(BM * BK % NT == 0 && BN * BK % NT == 0, "tile/thread mismatch");
   static_assert(BK % A_PER == 0 && NT % BN == 0, "load mapping");
-  __shared__ __align__(16) float As[2][BK][BM];
-  __shared__ __align__(16) float Bs[2][BK][BN];
 
-  const int t = threadIdx.x;
-  const int g = blockIdx.z / splits, split = blockIdx.z % splits;
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int g = bz / splits, split = bz % splits;
+  const int m0 = by * BM, n0 = bx * BN;
   const int tiles = (Kd + BK - 1) / BK;
   const int per = (tiles + splits - 1) / splits;
-  const int kt0 = split * per, kt1 = min(tiles, kt0 + per);
+  const int kt0 = split * per, kt1 = kt0 + per < tiles ? kt0 + per : tiles;
   if (kt0 >= kt1) return;  // whole block leaves together: no barrier skipped
 
   // Each thread loads A elements of one row (contiguous k) and B elements of
@@ -85,7 +90,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 
   load(kt0);
   stash(0);
-  __syncthreads();
+  sync();
   int buf = 0;
   for (int kt = kt0; kt < kt1; ++kt) {
     const bool more = kt + 1 < kt1;
@@ -105,7 +110,7 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
     // The other buffer was last read in the previous iteration, which ended
     // with a barrier, so it is free to overwrite.
     if (more) stash(buf ^ 1);
-    __syncthreads();
+    sync();
     buf ^= 1;
   }
 
@@ -119,6 +124,19 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
       if (n < N) st(g, m, n, acc[i][j]);
     }
   }
+}
+
+struct DeviceSync {
+  __device__ void operator()() const { __syncthreads(); }
+};
+
+template <int BM, int BN, int BK, int TM, int TN, class L, class S>
+__global__ void __launch_bounds__((BM / TM) * (BN / TN))
+    igemm_f32_kernel(const L ld, const S st, int M, int N, int Kd, int splits) {
+  __shared__ __align__(16) float As[2][BK][BM];
+  __shared__ __align__(16) float Bs[2][BK][BN];
+  igemm_f32_block<BM, BN, BK, TM, TN>(ld, st, M, N, Kd, splits, threadIdx.x, blockIdx.x,
+                                      blockIdx.y, blockIdx.z, As, Bs, DeviceSync{});
 }
 
 // --- TF32 tensor-core kernel (sm_80+): 128x128x16 block tile, 8 warps as

@@ -1,136 +1,52 @@
-// Pooling kernels: one thread per output element (forward); the backward
-// passes scatter into a zeroed gradient with atomics, which is exact for
-// non-overlapping windows and order-dependent (last-bit) for overlapping ones.
-#include <cmath>
-
+// Pooling kernels: one thread per output element (the bodies are in
+// pool_ops.cuh, shared with the host emulation test). The backward passes
+// scatter into a zeroed gradient with atomics: exact for non-overlapping
+// windows, order-dependent in the last bits for overlapping ones.
 #include "convcore/cuda/activation.h"
 #include "convcore/cuda/launch.cuh"
 #include "convcore/cuda/pool.h"
+#include "convcore/cuda/pool_ops.cuh"
 
 namespace convcore {
 namespace cuda {
 
+using namespace detail;
+
 namespace {
 
-using i64 = index_t;
-
-struct PoolDims {
-  int H, W, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, OH, OW;
-  bool count_include_pad;
-  i64 planes;  // N*C
-};
-
-PoolDims pool_dims(const char* op, const Pool2dParams& p) {
-  if (p.H * p.W > 0x7fffffff || p.OH * p.OW > 0x7fffffff || p.kh > 0x7fffffff ||
-      p.kw > 0x7fffffff || p.dil_h * p.kh > 0x7fffffff || p.dil_w * p.kw > 0x7fffffff)
-    fail(op, "plane too large for the CUDA kernels' 32-bit index range");
-  PoolDims d;
-  d.H = int(p.H); d.W = int(p.W); d.kh = int(p.kh); d.kw = int(p.kw);
-  d.sh = int(p.stride_h); d.sw = int(p.stride_w);
-  d.pt = int(p.pad_t); d.pl = int(p.pad_l); d.pb = int(p.pad_b); d.pr = int(p.pad_r);
-  d.dh = int(p.dil_h); d.dw = int(p.dil_w); d.OH = int(p.OH); d.OW = int(p.OW);
-  d.count_include_pad = p.count_include_pad;
-  d.planes = p.N * p.C;
-  return d;
-}
-
-__device__ inline int first_in(int start, int dil) { return start >= 0 ? 0 : (-start + dil - 1) / dil; }
-
-// Window max with the CPU kernel's rules: NaN sticks, ties keep the first.
-__device__ inline void window_max(const PoolDims& d, const float* xp, int oh, int ow, float& best,
-                                  int& arg) {
-  best = -INFINITY;
-  arg = -1;
-  const int hs = oh * d.sh - d.pt, ws = ow * d.sw - d.pl;
-  for (int i = first_in(hs, d.dh); i < d.kh; ++i) {
-    const int ih = hs + i * d.dh;
-    if (ih >= d.H) break;
-    for (int j = first_in(ws, d.dw); j < d.kw; ++j) {
-      const int iw = ws + j * d.dw;
-      if (iw >= d.W) break;
-      const float v = __ldg(xp + ih * d.W + iw);
-      if ((v > best || v != v || arg < 0) && !(best != best)) {
-        best = v;
-        arg = ih * d.W + iw;
-      }
-    }
-  }
-}
-
 __global__ void max_fwd(PoolDims d, const float* __restrict__ x, float* __restrict__ y,
-                        i64* __restrict__ ind) {
-  const i64 ohw = i64(d.OH) * d.OW, total = d.planes * ohw;
-  CC_GRID_STRIDE(i, total) {
-    const i64 nc = i / ohw;
-    const int o = int(i - nc * ohw), oh = o / d.OW, ow = o - oh * d.OW;
-    float best;
-    int arg;
-    window_max(d, x + nc * d.H * i64(d.W), oh, ow, best, arg);
-    y[i] = best;
-    if (ind) ind[i] = arg;
-  }
+                        i64* __restrict__ ind, i64 total) {
+  CC_GRID_STRIDE(i, total) max_fwd_at(d, x, y, ind, i);
 }
 
 __global__ void max_bwd(PoolDims d, const float* __restrict__ gy, const float* __restrict__ x,
-                        float* __restrict__ gx) {
-  const i64 ohw = i64(d.OH) * d.OW, hw = i64(d.H) * d.W, total = d.planes * ohw;
-  CC_GRID_STRIDE(i, total) {
-    const i64 nc = i / ohw;
-    const int o = int(i - nc * ohw), oh = o / d.OW, ow = o - oh * d.OW;
-    float best;
-    int arg;
-    window_max(d, x + nc * hw, oh, ow, best, arg);
-    if (arg >= 0) atomicAdd(gx + nc * hw + arg, gy[i]);
-  }
+                        float* __restrict__ gx, i64 total) {
+  CC_GRID_STRIDE(i, total) max_bwd_at(d, gy, x, gx, i);
 }
 
-// Divisor of one average window, as in the CPU kernel (PyTorch's rule).
-__device__ inline int avg_divisor(const PoolDims& d, int hs, int ws) {
-  if (d.count_include_pad) {
-    const int he = min(hs + d.kh, d.H + d.pb), we = min(ws + d.kw, d.W + d.pr);
-    return (he - hs) * (we - ws);
-  }
-  const int h0 = max(hs, 0), w0 = max(ws, 0);
-  const int h1 = min(hs + d.kh, d.H), w1 = min(ws + d.kw, d.W);
-  return max(0, h1 - h0) * max(0, w1 - w0);
+__global__ void avg_fwd(PoolDims d, const float* __restrict__ x, float* __restrict__ y, i64 total) {
+  CC_GRID_STRIDE(i, total) avg_fwd_at(d, x, y, i);
 }
 
-__global__ void avg_fwd(PoolDims d, const float* __restrict__ x, float* __restrict__ y) {
-  const i64 ohw = i64(d.OH) * d.OW, total = d.planes * ohw;
-  CC_GRID_STRIDE(i, total) {
-    const i64 nc = i / ohw;
-    const int o = int(i - nc * ohw), oh = o / d.OW, ow = o - oh * d.OW;
-    const float* xp = x + nc * d.H * i64(d.W);
-    const int hs = oh * d.sh - d.pt, ws = ow * d.sw - d.pl;
-    const int h0 = max(hs, 0), h1 = min(hs + d.kh, d.H);
-    const int w0 = max(ws, 0), w1 = min(ws + d.kw, d.W);
-    float s = 0.f;
-    for (int ih = h0; ih < h1; ++ih)
-      for (int iw = w0; iw < w1; ++iw) s += __ldg(xp + ih * d.W + iw);
-    const int div = avg_divisor(d, hs, ws);
-    y[i] = div > 0 ? s / float(div) : 0.f;
-  }
-}
-
-__global__ void avg_bwd(PoolDims d, const float* __restrict__ gy, float* __restrict__ gx) {
-  const i64 ohw = i64(d.OH) * d.OW, hw = i64(d.H) * d.W, total = d.planes * ohw;
-  CC_GRID_STRIDE(i, total) {
-    const i64 nc = i / ohw;
-    const int o = int(i - nc * ohw), oh = o / d.OW, ow = o - oh * d.OW;
-    const int hs = oh * d.sh - d.pt, ws = ow * d.sw - d.pl;
-    const int div = avg_divisor(d, hs, ws);
-    if (div <= 0) continue;
-    const float g = gy[i] / float(div);
-    const int h0 = max(hs, 0), h1 = min(hs + d.kh, d.H);
-    const int w0 = max(ws, 0), w1 = min(ws + d.kw, d.W);
-    float* gp = gx + nc * hw;
-    for (int ih = h0; ih < h1; ++ih)
-      for (int iw = w0; iw < w1; ++iw) atomicAdd(gp + ih * d.W + iw, g);
-  }
+__global__ void avg_bwd(PoolDims d, const float* __restrict__ gy, float* __restrict__ gx,
+                        i64 total) {
+  CC_GRID_STRIDE(i, total) avg_bwd_at(d, gy, gx, i);
 }
 
 // Global pooling: one warp per (n, c) plane.
 constexpr int kWarps = kThreads / 32;
+
+__device__ inline void warp_argmax(const float* r, i64 HW, float& m, i64& a) {
+  const int lane = threadIdx.x % 32;
+  m = -INFINITY;
+  a = -1;
+  for (i64 j = lane; j < HW; j += 32) argmax_take(m, a, r[j], j);
+  for (int o = 16; o > 0; o >>= 1) {
+    const float m2 = __shfl_down_sync(0xffffffffu, m, o);
+    const i64 a2 = __shfl_down_sync(0xffffffffu, a, o);
+    argmax_merge(m, a, m2, a2);
+  }
+}
 
 __global__ void global_fwd(i64 planes, i64 HW, const float* __restrict__ x, float* __restrict__ y,
                            bool is_max) {
@@ -139,21 +55,9 @@ __global__ void global_fwd(i64 planes, i64 HW, const float* __restrict__ x, floa
        pl += i64(gridDim.x) * kWarps) {
     const float* r = x + pl * HW;
     if (is_max) {
-      // (value, index) pairs so the first NaN / first max wins, as on the CPU.
-      float m = -INFINITY;
-      i64 a = -1;
-      for (i64 j = lane; j < HW; j += 32) {
-        const float v = r[j];
-        if (a < 0 || ((v > m || v != v) && m == m)) { m = v; a = j; }
-      }
-      for (int o = 16; o > 0; o >>= 1) {
-        const float m2 = __shfl_down_sync(0xffffffffu, m, o);
-        const i64 a2 = __shfl_down_sync(0xffffffffu, a, o);
-        if (a2 >= 0 && (a < 0 || (m2 != m2 && m == m) || (m == m && m2 > m) ||
-                        ((m2 == m || (m2 != m2 && m != m)) && a2 < a))) {
-          m = m2; a = a2;
-        }
-      }
+      float m;
+      i64 a;
+      warp_argmax(r, HW, m, a);
       if (lane == 0) y[pl] = m;
     } else {
       float s = 0.f;
@@ -170,27 +74,15 @@ __global__ void global_avg_bwd(i64 planes, i64 HW, const float* __restrict__ gy,
   CC_GRID_STRIDE(i, total) { gx[i] = gy[i / HW] / float(HW); }
 }
 
-// One warp per plane: find the first max (NaN first), write the plane.
+// One warp per plane: find the first max (NaN first), write the whole plane.
 __global__ void global_max_bwd(i64 planes, i64 HW, const float* __restrict__ gy,
                                const float* __restrict__ x, float* __restrict__ gx) {
   const int lane = threadIdx.x % 32;
   for (i64 pl = i64(blockIdx.x) * kWarps + threadIdx.x / 32; pl < planes;
        pl += i64(gridDim.x) * kWarps) {
-    const float* r = x + pl * HW;
-    float m = -INFINITY;
-    i64 a = -1;
-    for (i64 j = lane; j < HW; j += 32) {
-      const float v = r[j];
-      if (a < 0 || ((v > m || v != v) && m == m)) { m = v; a = j; }
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-      const float m2 = __shfl_down_sync(0xffffffffu, m, o);
-      const i64 a2 = __shfl_down_sync(0xffffffffu, a, o);
-      if (a2 >= 0 && (a < 0 || (m2 != m2 && m == m) || (m == m && m2 > m) ||
-                      ((m2 == m || (m2 != m2 && m != m)) && a2 < a))) {
-        m = m2; a = a2;
-      }
-    }
+    float m;
+    i64 a;
+    warp_argmax(x + pl * HW, HW, m, a);
     a = __shfl_sync(0xffffffffu, a, 0);
     const float g = gy[pl];
     for (i64 j = lane; j < HW; j += 32) gx[pl * HW + j] = j == a ? g : 0.f;
@@ -207,7 +99,7 @@ unsigned warp_grid(i64 planes) {
 void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, index_t* ind) {
   const PoolDims d = pool_dims("max_pool2d", p);
   if (p.y_size() == 0) return;
-  max_fwd<<<grid_for(p.y_size()), kThreads>>>(d, x, y, ind);
+  max_fwd<<<grid_for(p.y_size()), kThreads>>>(d, x, y, ind, p.y_size());
   CC_CUDA_CHECK_LAUNCH("max_pool2d");
 }
 
@@ -215,14 +107,14 @@ void max_pool2d_backward(const Pool2dParams& p, const float* gy, const float* x,
   const PoolDims d = pool_dims("max_pool2d_backward", p);
   fill_zero(p.x_size(), gx);
   if (p.y_size() == 0) return;
-  max_bwd<<<grid_for(p.y_size()), kThreads>>>(d, gy, x, gx);
+  max_bwd<<<grid_for(p.y_size()), kThreads>>>(d, gy, x, gx, p.y_size());
   CC_CUDA_CHECK_LAUNCH("max_pool2d_backward");
 }
 
 void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
   const PoolDims d = pool_dims("avg_pool2d", p);
   if (p.y_size() == 0) return;
-  avg_fwd<<<grid_for(p.y_size()), kThreads>>>(d, x, y);
+  avg_fwd<<<grid_for(p.y_size()), kThreads>>>(d, x, y, p.y_size());
   CC_CUDA_CHECK_LAUNCH("avg_pool2d");
 }
 
@@ -230,7 +122,7 @@ void avg_pool2d_backward(const Pool2dParams& p, const float* gy, float* gx) {
   const PoolDims d = pool_dims("avg_pool2d_backward", p);
   fill_zero(p.x_size(), gx);
   if (p.y_size() == 0) return;
-  avg_bwd<<<grid_for(p.y_size()), kThreads>>>(d, gy, gx);
+  avg_bwd<<<grid_for(p.y_size()), kThreads>>>(d, gy, gx, p.y_size());
   CC_CUDA_CHECK_LAUNCH("avg_pool2d_backward");
 }
 
