@@ -142,7 +142,7 @@ void bind_conv(py::module_& m) {
             throw py::value_error("conv2d: bias must have shape (" + std::to_string(p.K) + ",)");
           ep.bias = b.data();
         }
-        farray y = empty({p.N, p.K, p.OH, p.OW});
+        farray y = empty({p.N, p.K, p.OH, p.OW}, op);
         const float* rp = nullptr;
         if (!residual.is_none()) {
           r = residual.cast<farray>();

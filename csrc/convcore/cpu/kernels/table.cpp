@@ -1,4 +1,5 @@
 // Fills the dispatch table with this ISA's kernels (one copy per ISA).
+#include "convcore/cpu/kernels/backward_table.h"
 #include "convcore/cpu/kernels/relu.h"
 #include "convcore/cpu/kernels/sgemm_kernel.h"
 #include "convcore/dispatch.h"
@@ -40,6 +41,7 @@ void fill_table(KernelTable& t) {
   t.conv_pack_b_small = nullptr;
 #endif
   t.relu = &relu;
+  fill_backward_table(t);  // backward, pooling, activation kernels
 }
 
 }  // namespace CONVCORE_ISA
