@@ -71,7 +71,8 @@ struct KernelTable {
   // [m0, m0+mc) of the 16 products M (+ xi*mstride, leading dim ld) with
   // bias, residual and clamp, into the image's output planes.
   void (*winograd_input)(const Conv2dParams& p, const float* x_group, index_t c0, index_t kc,
-                         index_t th0, index_t th1, float* Vp, index_t vstride) = nullptr;
+                         index_t th0, index_t th1, float* Vp, index_t vstride,
+                         index_t nr) = nullptr;
   void (*winograd_output)(const Conv2dParams& p, const float* M, index_t mstride, index_t ld,
                           index_t th0, index_t th1, index_t m0, index_t mc, float* y_img,
                           const float* res_img, const float* bias, bool clamp, float lo,

@@ -9,7 +9,10 @@
 // Work is split into (image, group, column block, row block) jobs chosen so
 // that batch 1 keeps every thread busy. K (the reduction) is never split, so
 // results do not depend on the thread count.
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -90,6 +93,27 @@ void AlignedFloats::resize(index_t n) {
 
 namespace {
 
+// Runs f(job) for job in [0, n), each worker claiming the next job from a
+// shared counter. On a shared machine a worker can lose its core for a
+// whole time slice; with a static split the call then waits for that
+// worker's entire half, with claiming the others take over its jobs. A
+// job's result does not depend on which thread runs it.
+template <typename F>
+void run_jobs(index_t n, F&& f) {
+  const index_t nt = std::min<index_t>(get_num_threads(), n);
+  if (nt <= 1) {
+    DenormalGuard g;
+    for (index_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+  std::atomic<index_t> next{0};
+#pragma omp parallel num_threads(int(nt))
+  {
+    DenormalGuard g;
+    for (index_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) f(i);
+  }
+}
+
 // Per-thread B panel buffer, kept between calls.
 float* b_scratch(index_t n) {
   thread_local AlignedFloats buf;
@@ -112,7 +136,9 @@ Split choose_split(index_t ng, index_t panels, index_t mpanels, index_t NR, inde
       const index_t jobs = ng * cb * mb;
       const index_t rounds = (jobs + T - 1) / T;
       const index_t cols = (panels + cb - 1) / cb * NR, rows = (mpanels + mb - 1) / mb * MR;
-      const double cost = double(rounds) * cols * (rows + 24) + 1e-3 * double(jobs);
+      // Dynamic claiming (run_jobs) balances best with a few jobs per thread.
+      const double few = jobs < 4 * T && cols > 4 * NR ? 1.15 : 1.0;
+      const double cost = few * double(rounds) * cols * (rows + 24) + 1e-3 * double(jobs);
       if (cost < best_cost) { best_cost = cost; best = {cb, mb}; }
       if (jobs >= 8 * T && cb > min_cb) break;
     }
@@ -126,8 +152,17 @@ void run_depthwise(const Conv2dParams& p, const float* x, const float* w, float*
   // costs more than it saves.
   const index_t per_plane = std::max<index_t>(1, p.OH * p.OW * p.kh * p.kw);
   const index_t grain = std::max<index_t>(1, (index_t(1) << 16) / per_plane);
-  parallel_for(p.N * p.K, grain, [&](index_t b, index_t e) {
-    kt.depthwise(p, x, w, ep.bias, y, residual, ep.clamp(), ep.lo, ep.hi, b, e);
+  const index_t total = p.N * p.K;
+  if (total < 2 * grain || get_num_threads() == 1) {
+    DenormalGuard g;
+    kt.depthwise(p, x, w, ep.bias, y, residual, ep.clamp(), ep.lo, ep.hi, 0, total);
+    return;
+  }
+  // ~8 chunks per thread, claimed dynamically (see run_jobs).
+  const index_t chunk = std::max<index_t>(grain, total / (8 * get_num_threads()));
+  run_jobs((total + chunk - 1) / chunk, [&](index_t c) {
+    kt.depthwise(p, x, w, ep.bias, y, residual, ep.clamp(), ep.lo, ep.hi, c * chunk,
+                 std::min(total, (c + 1) * chunk));
   });
 }
 
@@ -203,14 +238,14 @@ struct ConvRunner {
     const index_t cpj = (panels + sp.cb - 1) / sp.cb, mpj = (mpanels + sp.mb - 1) / sp.mb;
     const index_t MC = std::max<index_t>(MR, (index_t(256) * 1024 / (KC * 4)) / MR * MR);
     const float* A = pk.a_.data();
-    parallel_for(p.N * G * sp.cb * sp.mb, 1, [&](index_t b, index_t e) {
+    run_jobs(p.N * G * sp.cb * sp.mb, [&](index_t job) {
       float* Bp = b_scratch(KC * cpj * NR);
-      for (index_t job = b; job < e; ++job) {
+      {
         const index_t mbi = job % sp.mb, cbi = (job / sp.mb) % sp.cb;
         const index_t ng = job / (sp.mb * sp.cb), g = ng % G, n = ng / G;
         const index_t j0 = cbi * cpj * NR, j1 = std::min(ohw, j0 + cpj * NR);
         const index_t m0 = mbi * mpj * MR, m1 = std::min(Kg, m0 + mpj * MR);
-        if (j0 >= j1 || m0 >= m1) continue;
+        if (j0 >= j1 || m0 >= m1) return;
         const float* xg = x + (n * p.C + g * Cg) * hw;
         const index_t cbase = (n * p.K + g * Kg) * ohw;
         for (index_t p0 = 0; p0 < rows; p0 += KC) {
@@ -240,11 +275,22 @@ struct WinogradRunner {
   static void run(const PackedConv2d& pk, const Conv2dParams& p, const float* x, float* y,
                   const Epilogue& ep, const float* residual) {
     const KernelTable& kt = kernels();
-    const index_t NR = kt.gemm_nr, MR = pk.mr_, KC = pk.kc_, K = p.K, C = p.C;
+    const index_t MR = pk.mr_, KC = pk.kc_, K = p.K, C = p.C;
     const index_t TH = (p.OH + 1) / 2, TW = (p.OW + 1) / 2, ohw = p.OH * p.OW;
     // Jobs: blocks of whole tile rows (about 64 tiles) x blocks of output
     // channels, enough of them to feed every thread.
     const index_t rpj = std::max<index_t>(1, 64 / TW);
+    // Narrow GEMM panels when a job's tiles would leave wide ones >20% empty
+    // (7x7 outputs: 16 tiles in a 32-wide panel).
+    index_t NR = kt.gemm_nr;
+    auto block = kt.gemm_block;
+    if (kt.gemm_nr_small) {
+      const index_t nt = std::min(TH, rpj) * TW, ns = kt.gemm_nr_small;
+      if ((nt + NR - 1) / NR * NR * 4 > (nt + ns - 1) / ns * ns * 5) {
+        NR = ns;
+        block = kt.gemm_block_small;
+      }
+    }
     const index_t cb = (TH + rpj - 1) / rpj;
     const index_t mpanels = pk.mpad_ / MR, T = get_num_threads();
     index_t mb = 1;
@@ -252,25 +298,25 @@ struct WinogradRunner {
     const index_t mpj = (mpanels + mb - 1) / mb;
     const index_t ntp_max = (rpj * TW + NR - 1) / NR * NR;
     const float* U = pk.a_.data();
-    parallel_for(p.N * cb * mb, 1, [&](index_t b, index_t e) {
-      AlignedFloats V, M;
-      V.resize(16 * std::min(KC, C) * ntp_max);
-      M.resize(16 * mpj * MR * ntp_max);
-      for (index_t job = b; job < e; ++job) {
+    run_jobs(p.N * cb * mb, [&](index_t job) {
+      thread_local AlignedFloats V, M;
+      if (V.size < 16 * std::min(KC, C) * ntp_max) V.resize(16 * std::min(KC, C) * ntp_max);
+      if (M.size < 16 * mpj * MR * ntp_max) M.resize(16 * mpj * MR * ntp_max);
+      {
         const index_t mbi = job % mb, cbi = (job / mb) % cb, n = job / (mb * cb);
         const index_t th0 = cbi * rpj, th1 = std::min(TH, th0 + rpj);
         const index_t m0 = mbi * mpj * MR, m1 = std::min(K, m0 + mpj * MR);
-        if (m0 >= m1) continue;
+        if (m0 >= m1) return;
         const index_t nt = (th1 - th0) * TW, ntp = (nt + NR - 1) / NR * NR, mc = m1 - m0;
         const float* xg = x + n * C * p.H * p.W;
         for (index_t c0 = 0; c0 < C; c0 += KC) {
           const index_t kc = std::min(KC, C - c0);
-          kt.winograd_input(p, xg, c0, kc, th0, th1, V.data(), kc * ntp);
+          kt.winograd_input(p, xg, c0, kc, th0, th1, V.data(), kc * ntp, NR);
           for (int xi = 0; xi < 16; ++xi) {
             GemmTileOut o;
             o.beta = c0 == 0 ? 0.f : 1.f;
             o.final = false;
-            kt.gemm_block(kc, mc, nt, U + (xi * pk.mpad_ * C + c0 * pk.mpad_) + m0 * kc,
+            block(kc, mc, nt, U + (xi * pk.mpad_ * C + c0 * pk.mpad_) + m0 * kc,
                           V.data() + xi * kc * ntp, M.data() + xi * mc * ntp, ntp, o);
           }
         }

@@ -15,7 +15,7 @@ void gemm_block_small(index_t kc, index_t mc, index_t nc, const float* Ap, const
                       float* C, index_t ldc, const GemmTileOut& out);
 #endif
 void winograd_input(const Conv2dParams& p, const float* xg, index_t c0, index_t kc,
-                    index_t th0, index_t th1, float* Vp, index_t vstride);
+                    index_t th0, index_t th1, float* Vp, index_t vstride, index_t nr);
 void winograd_output(const Conv2dParams& p, const float* M, index_t mstride, index_t ld,
                      index_t th0, index_t th1, index_t m0, index_t mc, float* y_img,
                      const float* res_img, const float* bias, bool clamp, float lo, float hi);

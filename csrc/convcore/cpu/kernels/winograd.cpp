@@ -20,11 +20,11 @@ namespace CONVCORE_ISA {
 
 // Transformed input of channels [c0, c0+kc) for the tiles of tile rows
 // [th0, th1) (all TW tiles of each row), as 16 B operands of kc x nt, each
-// in NR-column panels: Vp + xi * vstride.
+// in nr-column panels (the table's gemm_nr or gemm_nr_small): Vp + xi * vstride.
 void winograd_input(const Conv2dParams& p, const float* xg, index_t c0, index_t kc,
-                    index_t th0, index_t th1, float* Vp, index_t vstride) {
+                    index_t th0, index_t th1, float* Vp, index_t vstride, index_t nr) {
   const index_t TW = (p.OW + 1) / 2, nt = (th1 - th0) * TW;
-  const index_t ntp = (nt + kNR - 1) / kNR * kNR;
+  const index_t ntp = (nt + nr - 1) / nr * nr;
   const index_t TWv = (TW + kVW - 1) / kVW * kVW;  // tiles computed per row
   const index_t hw = p.H * p.W;
   // Four zero-padded input rows: column q is input column q - pad_l. Room
@@ -70,10 +70,15 @@ void winograd_input(const Conv2dParams& p, const float* xg, index_t c0, index_t 
     for (int xi = 0; xi < 16; ++xi) {
       float* s = line.data() + xi * ls;
       std::fill(s + nt, s + ntp, 0.f);
-      float* dpan = Vp + xi * vstride + c * kNR;
-      for (index_t jp = 0; jp < ntp; jp += kNR, s += kNR, dpan += kc * kNR)
+      float* dpan = Vp + xi * vstride + c * nr;
+      if (nr == kNR) {
+        for (index_t jp = 0; jp < ntp; jp += kNR, s += kNR, dpan += kc * kNR)
 #pragma GCC unroll 4
-        for (int v = 0; v < kNV; ++v) vstore(dpan + v * kVW, vload(s + v * kVW));
+          for (int v = 0; v < kNV; ++v) vstore(dpan + v * kVW, vload(s + v * kVW));
+      } else {
+        for (index_t jp = 0; jp < ntp; jp += nr, s += nr, dpan += kc * nr)
+          for (index_t t = 0; t < nr; ++t) dpan[t] = s[t];
+      }
     }
   }
 }
