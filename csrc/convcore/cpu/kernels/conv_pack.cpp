@@ -79,6 +79,13 @@ void pack_b_t(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, in
         const float* xr = xc + ih * p.W + off_w;
         if (sw == 1) {
           for (index_t t = lo; t < hi; ++t) d[t] = xr[t];
+        } else if (sw == 2) {
+          // even-lane gathers while the 2*kVW floats read stay in the row
+          const index_t row_end = p.W - off_w;  // xr[i] valid for i < row_end
+          index_t t = lo;
+          for (; t + kVW <= hi && 2 * (t + kVW) <= row_end; t += kVW)
+            vstore(d + t, vload_even(xr + 2 * t));
+          for (; t < hi; ++t) d[t] = xr[2 * t];
         } else {
           for (index_t t = lo; t < hi; ++t) d[t] = xr[t * sw];
         }

@@ -237,10 +237,17 @@ void dw_padded(const Conv2dParams& p, const float* x, const float* w, float* y,
         const index_t off = par - p.pad_l;  // source index of d[k] is 2k + off
         const index_t k0 = off >= 0 ? 0 : (-off + 1) / 2;
         const index_t k1 = p.W - off <= 0 ? 0 : (p.W - 1 - off) / 2 + 1;
+        // Vectors may read past the row (not past the plane) and write past
+        // k1; the columns past k1 are padding and are zeroed again after.
+        const float* plane_end = x + p.H * p.W;
         index_t k = k0;
-        for (; k + kVW <= k1 && 2 * (k + kVW) + off <= p.W; k += kVW)
+        for (; k < k1 && src + 2 * (k + kVW) + off <= plane_end; k += kVW)
           vstore(d + k, vload_even(src + 2 * k + off));
-        for (; k < k1; ++k) d[k] = src[2 * k + off];
+        if (k > k1) {
+          std::fill(d + k1, d + k, 0.f);
+        } else {
+          for (; k < k1; ++k) d[k] = src[2 * k + off];
+        }
       }
     }
   }
