@@ -323,6 +323,33 @@ void dw_padded(const Conv2dParams& p, const float* x, const float* w, float* y,
   }
 }
 
+#if defined(CONVCORE_ISA_avx512)
+// In-register 16x16 transpose: r[i] lane j <-> r[j] lane i.
+inline void transpose16(__m512 (&r)[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  // u[4i + q] holds rows 4i..4i+3, column q of each 128-bit lane
+  for (int h = 0; h < 2; ++h)
+    for (int q = 0; q < 4; ++q) {
+      t[8 * h + q] = _mm512_shuffle_f32x4(u[8 * h + q], u[8 * h + 4 + q], 0x88);
+      t[8 * h + 4 + q] = _mm512_shuffle_f32x4(u[8 * h + q], u[8 * h + 4 + q], 0xDD);
+    }
+  for (int q = 0; q < 8; ++q) {
+    r[q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0x88);
+    r[8 + q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0xDD);
+  }
+}
+#endif
+
 // Small planes, one channel per lane: kVW channels are interleaved into a
 // zero-padded channels-last buffer ([Hp][Wp][kVW], the NCHWc layout), where
 // every tap is one full-vector load whatever the stride and the plane
@@ -340,12 +367,26 @@ void dw_cblock(const Conv2dParams& p, const float* x, const float* w, const floa
     sc.ready = true;
   }
   float* B = sc.buf.data();
+  index_t w_done = 0;  // columns [0, w_done) of every row done by vectors
+#if defined(CONVCORE_ISA_avx512)
+  w_done = p.W / 16 * 16;
+  for (index_t h = 0; h < p.H; ++h)
+    for (index_t w0 = 0; w0 < w_done; w0 += 16) {
+      __m512 r[16];
+      for (int c = 0; c < 16; ++c)
+        r[c] = c < cnt ? _mm512_loadu_ps(x + (n * p.C + k0 + c) * hw + h * p.W + w0)
+                       : _mm512_setzero_ps();
+      transpose16(r);
+      float* d = B + ((h + p.pad_t) * Wp + p.pad_l + w0) * kVW;
+      for (int j = 0; j < 16; ++j) _mm512_storeu_ps(d + j * kVW, r[j]);
+    }
+#endif
   for (index_t c = 0; c < cnt; ++c) {
     const float* xc = x + (n * p.C + k0 + c) * hw;
     for (index_t h = 0; h < p.H; ++h) {
       float* d = B + ((h + p.pad_t) * Wp + p.pad_l) * kVW + c;
       const float* s = xc + h * p.W;
-      for (index_t t = 0; t < p.W; ++t) d[t * kVW] = s[t];
+      for (index_t t = w_done; t < p.W; ++t) d[t * kVW] = s[t];
     }
   }
   alignas(64) float tmp[KH * KW][kVW];
@@ -389,17 +430,33 @@ void dw_cblock(const Conv2dParams& p, const float* x, const float* w, const floa
       vstore(orow + ow * kVW, a0);
     }
   }
+  index_t q_done = 0;  // output pixels [0, q_done) de-interleaved by vectors
+#if defined(CONVCORE_ISA_avx512)
+  q_done = ohw / 16 * 16;
+  for (index_t q0 = 0; q0 < q_done; q0 += 16) {
+    __m512 r[16];
+    for (int j = 0; j < 16; ++j) r[j] = _mm512_loadu_ps(O + (q0 + j) * kVW);
+    transpose16(r);  // r[c] = channel c, pixels q0..q0+15
+    for (index_t c = 0; c < cnt; ++c) {
+      const index_t off = (n * p.K + k0 + c) * ohw + q0;
+      __m512 v = r[c];
+      if (residual) v = _mm512_add_ps(v, _mm512_loadu_ps(residual + off));
+      if (clamp) v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+      _mm512_storeu_ps(y + off, v);
+    }
+  }
+#endif
   for (index_t c = 0; c < cnt; ++c) {
     float* yc = y + (n * p.K + k0 + c) * ohw;
     const float* rc = residual ? residual + (n * p.K + k0 + c) * ohw : nullptr;
     const float* o = O + c;
     if (rc) {
-      for (index_t t = 0; t < ohw; ++t) yc[t] = o[t * kVW] + rc[t];
+      for (index_t t = q_done; t < ohw; ++t) yc[t] = o[t * kVW] + rc[t];
     } else {
-      for (index_t t = 0; t < ohw; ++t) yc[t] = o[t * kVW];
+      for (index_t t = q_done; t < ohw; ++t) yc[t] = o[t * kVW];
     }
     if (clamp)
-      for (index_t t = 0; t < ohw; ++t) yc[t] = std::min(std::max(yc[t], lo), hi);
+      for (index_t t = q_done; t < ohw; ++t) yc[t] = std::min(std::max(yc[t], lo), hi);
   }
 }
 
@@ -425,7 +482,11 @@ void depthwise(const Conv2dParams& p, const float* x, const float* w, const floa
   // Channel-interleaved path: small planes, one output channel per input
   // channel. Lanes are independent, so how channels group into blocks (it
   // depends on the thread split) does not change any result.
-  if (narrow && mult == 1 && 2 * p.OW <= kVW) {
+  // Measured on AVX-512 (Zen 4): it wins at stride 2 for every width and at
+  // stride 1 up to ~16-wide rows; without the in-register transposes (the
+  // other ISAs) only on the narrowest planes.
+  const bool cblock_wins = kVW == 16 ? (s == 2 || p.OW <= 16) : 2 * p.OW <= kVW;
+  if (narrow && mult == 1 && cblock_wins) {
 #define CC_DWC(KH, KW, S)                                                                \
   if (p.kh == KH && p.kw == KW && s == S) {                                              \
     for (index_t nk = nk0; nk < nk1;) {                                                  \
