@@ -242,3 +242,37 @@ def test_lower_isas(isa):
     r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+def test_concurrent_python_threads_and_thread_changes():
+    # The job pool serves one batch at a time; a second caller runs its
+    # jobs itself. Results must not change either way.
+    import threading
+    c = (1, 32, 14, 14, 40, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    x, w, b = make(c)
+    ref = conv2d_fused(x, w, b, 1, 1)
+    bad = []
+
+    def work():
+        for _ in range(30):
+            for algo in ("winograd3x3", "implicit_gemm"):
+                y1 = conv2d_fused(x, w, b, 1, 1, algo=algo)
+                if not np.array_equal(y1, conv2d_fused(x, w, b, 1, 1, algo=algo)):
+                    bad.append(algo)
+            if not np.array_equal(conv2d_fused(x, w, b, 1, 1), ref):
+                bad.append("auto")
+
+    old = cc.get_num_threads()
+    try:
+        cc.set_num_threads(2)
+        ts = [threading.Thread(target=work) for _ in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for t in (1, 3, 2):
+            cc.set_num_threads(t)
+            assert np.array_equal(conv2d_fused(x, w, b, 1, 1), ref)
+    finally:
+        cc.set_num_threads(old)
+    assert not bad

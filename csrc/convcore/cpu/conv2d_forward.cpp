@@ -9,8 +9,6 @@
 // Work is split into (image, group, column block, row block) jobs chosen so
 // that batch 1 keeps every thread busy. K (the reduction) is never split, so
 // results do not depend on the thread count.
-#include <omp.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -18,6 +16,7 @@
 
 #include "convcore/conv2d.h"
 #include "convcore/conv2d_packed.h"
+#include "convcore/cpu/job_pool.h"
 #include "convcore/dispatch.h"
 #include "convcore/im2col.h"
 #include "convcore/parallel.h"
@@ -92,27 +91,6 @@ void AlignedFloats::resize(index_t n) {
 }
 
 namespace {
-
-// Runs f(job) for job in [0, n), each worker claiming the next job from a
-// shared counter. On a shared machine a worker can lose its core for a
-// whole time slice; with a static split the call then waits for that
-// worker's entire half, with claiming the others take over its jobs. A
-// job's result does not depend on which thread runs it.
-template <typename F>
-void run_jobs(index_t n, F&& f) {
-  const index_t nt = std::min<index_t>(get_num_threads(), n);
-  if (nt <= 1) {
-    DenormalGuard g;
-    for (index_t i = 0; i < n; ++i) f(i);
-    return;
-  }
-  std::atomic<index_t> next{0};
-#pragma omp parallel num_threads(int(nt))
-  {
-    DenormalGuard g;
-    for (index_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) f(i);
-  }
-}
 
 // Per-thread B panel buffer, kept between calls.
 float* b_scratch(index_t n) {

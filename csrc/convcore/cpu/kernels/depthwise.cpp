@@ -112,7 +112,22 @@ inline void store_part(float* y, V v, index_t n) {
 struct Scratch {
   std::vector<float> buf, out, zeros;
   bool ready = false;
+  std::vector<index_t> key;  // the geometry `ready` refers to
 };
+
+// The worker's scratch, kept across jobs and calls: zeroing a padded buffer
+// per job of a few planes would cost more than the convolution.
+Scratch& scratch_for(const Conv2dParams& p) {
+  thread_local Scratch sc;
+  const std::vector<index_t> key = {p.H, p.W, p.OH, p.OW, p.kh, p.kw, p.stride_h, p.stride_w,
+                                    p.pad_t, p.pad_l, p.pad_b, p.pad_r, p.dil_h, p.dil_w,
+                                    p.K / p.C};
+  if (key != sc.key) {
+    sc.ready = false;
+    sc.key = key;
+  }
+  return sc;
+}
 
 // RB output rows at once: RB independent FMA chains per vector position
 // (one chain is latency-bound: 9 dependent FMAs x 4 cycles per vector).
@@ -478,7 +493,7 @@ void depthwise(const Conv2dParams& p, const float* x, const float* w, const floa
   // Padded-buffer path for every plane at stride 1 or 2 (measured 1.3-2x
   // faster than masked border vectors even on 112-wide rows).
   const bool narrow = p.stride_h == s && (s == 1 || s == 2);
-  Scratch sc;
+  Scratch& sc = scratch_for(p);
   // Channel-interleaved path: small planes, one output channel per input
   // channel. Lanes are independent, so how channels group into blocks (it
   // depends on the thread split) does not change any result.

@@ -1,0 +1,125 @@
+#include "convcore/cpu/job_pool.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "convcore/threading.h"
+
+namespace convcore {
+
+namespace {
+
+struct Batch {
+  const std::function<void(index_t)>* f = nullptr;
+  index_t n = 0;
+  std::atomic<index_t> next{0};
+};
+
+class Pool {
+ public:
+  void run(index_t n, const std::function<void(index_t)>& f, int threads) {
+    std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
+    if (!busy.owns_lock() || threads <= 1) return serial(n, f);
+    resize(threads - 1);
+    Batch b;
+    b.f = &f;
+    b.n = n;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      batch_ = &b;
+      ++gen_;
+    }
+    cv_.notify_all();
+    {
+      DenormalGuard dg;
+      work(b);
+    }
+    {
+      // Close the batch: a worker that has not joined yet never will; wait
+      // for those that did to finish the jobs they claimed.
+      std::unique_lock<std::mutex> g(mu_);
+      batch_ = nullptr;
+      idle_cv_.wait(g, [&] { return active_ == 0; });
+    }
+  }
+
+ private:
+  static void work(Batch& b) {
+    for (index_t i = b.next.fetch_add(1); i < b.n; i = b.next.fetch_add(1)) {
+      (*b.f)(i);
+    }
+  }
+
+  static void serial(index_t n, const std::function<void(index_t)>& f) {
+    DenormalGuard dg;
+    for (index_t i = 0; i < n; ++i) f(i);
+  }
+
+  void worker(int id) {
+    unsigned long seen = 0;
+    std::unique_lock<std::mutex> g(mu_);
+    for (;;) {
+      cv_.wait(g, [&] { return stop_ > id || (gen_ != seen && batch_); });
+      if (stop_ > id) return;
+      seen = gen_;
+      Batch* b = batch_;
+      ++active_;
+      g.unlock();
+      {
+        DenormalGuard dg;
+        work(*b);
+      }
+      g.lock();
+      if (--active_ == 0) idle_cv_.notify_all();
+    }
+  }
+
+  // Restarts the pool with `want` workers (called with run_mu_ held, so no
+  // batch is open).
+  void resize(int want) {
+    if (int(threads_.size()) == want) return;
+    stop_all();
+    for (int i = 0; i < want; ++i) threads_.emplace_back([this, i] { worker(i); });
+  }
+
+  void stop_all() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = 1 << 30;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    std::lock_guard<std::mutex> g(mu_);
+    stop_ = -1;
+  }
+
+  std::mutex run_mu_;  // one batch at a time
+  std::mutex mu_;
+  std::condition_variable cv_, idle_cv_;
+  Batch* batch_ = nullptr;
+  unsigned long gen_ = 0;
+  int active_ = 0;
+  int stop_ = -1;
+  std::vector<std::thread> threads_;
+};
+
+Pool& pool() {
+  // Never destroyed: joining workers during static teardown is fragile.
+  static Pool* p = new Pool();
+  return *p;
+}
+
+}  // namespace
+
+void run_jobs(index_t n, const std::function<void(index_t)>& f) {
+  if (n <= 0) return;
+  const int threads = int(std::min<index_t>(get_num_threads(), n));
+  pool().run(n, f, threads);
+}
+
+}  // namespace convcore

@@ -1,0 +1,21 @@
+// A small pool for batches of independent jobs in which the caller never
+// waits for a worker that has not started: the caller works through the
+// batch itself, and the workers that wake in time take jobs from the same
+// counter. On a shared machine a worker can wait a whole scheduler time
+// slice to wake; with OpenMP's fork-join the call waits for it, here the
+// call only waits for jobs a worker has actually claimed. Workers block on a
+// condition variable between batches (no spinning after a call returns).
+#pragma once
+#include <functional>
+
+#include "convcore/common.h"
+
+namespace convcore {
+
+// Runs f(job) for every job in [0, n) on up to get_num_threads() threads,
+// each with FTZ/DAZ set. Which thread runs a job is not fixed, so a job's
+// result must not depend on it. Reentrant calls (another Python thread)
+// run serially on their caller.
+void run_jobs(index_t n, const std::function<void(index_t)>& f);
+
+}  // namespace convcore
