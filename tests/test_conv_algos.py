@@ -73,6 +73,9 @@ CASES = [
     (1, 5, 12, 12, 5, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1), 5),      # dw 5x5 s1
     (1, 3, 10, 11, 3, 3, 3, (1, 1), (0, 2, 1, 0), (2, 1), 3),      # dw dilated, asym pad
     (1, 4, 6, 7, 4, 2, 4, (3, 1), (1, 1, 0, 2), (1, 1), 4),        # dw generic shape
+    (1, 300, 7, 7, 130, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),    # 7x7 plane, pixels as rows
+    (2, 20, 14, 14, 72, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),    # 14 -> 7, pixels as rows
+    (1, 16, 14, 14, 96, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 2),    # 14x14, groups, rows
 ]
 
 
@@ -152,7 +155,8 @@ def packed(w, b, s, p, d, g, act=None, algo="auto"):
     return _core.PackedConv2d(w, b, list(s), list(p), list(d), g, lo, hi, algo)
 
 
-@pytest.mark.parametrize("c", [CASES[0], CASES[3], CASES[4], CASES[5], CASES[11], CASES[15]])
+@pytest.mark.parametrize("c", [CASES[0], CASES[3], CASES[4], CASES[5], CASES[11], CASES[15],
+                               CASES[19], CASES[20]])
 def test_packed_matches_functional_bitwise(c):
     N, C, H, W, K, kh, kw, s, p, d, g = c
     x, w, b = make(c)
@@ -196,7 +200,7 @@ def test_large_k_blocks_and_columns():
 
 
 @pytest.mark.parametrize("c", [CASES[3], CASES[4], CASES[5], CASES[7], CASES[11], CASES[13],
-                               CASES[15],
+                               CASES[15], CASES[19], CASES[20], CASES[21],
                                (2, 64, 14, 14, 96, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),
                                (1, 32, 28, 28, 48, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1)])
 def test_threads_bitwise_identical(c):

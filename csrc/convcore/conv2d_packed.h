@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "convcore/conv2d.h"
@@ -41,9 +42,16 @@ class PackedConv2d {
                           // Winograd: [xi][k block][K padded x kc]
   index_t mpad_ = 0, kc_ = 0, mr_ = 0;
   bool wino_ = false;     // a_ holds Winograd-transformed weights
+  // Transposed weights for the small-plane path, packed on first use:
+  // [group][k block][Kg padded to NR x kc] in NR-column panels.
+  mutable std::once_flag bt_once_;
+  mutable AlignedFloats bt_;
+  mutable index_t bt_npad_ = 0;
+  const float* transposed_weights() const;
   void pack_winograd(const float* w);
   friend struct ConvRunner;
   friend struct WinogradRunner;
+  friend struct SmallPlaneRunner;
 };
 
 // Checks that `algo` can run `p`; throws std::invalid_argument otherwise.

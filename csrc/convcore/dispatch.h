@@ -84,6 +84,13 @@ struct KernelTable {
                            float* C, index_t ldc, const GemmTileOut& out) = nullptr;
   void (*conv_pack_b_small)(const Conv2dParams& p, const float* x_group, index_t p0, index_t kc,
                             index_t j0, index_t nc, float* Bp) = nullptr;
+  // Optional transposed path for small planes: pixels as the GEMM's rows in
+  // 7-row tiles (conv_pack_rows7 packs them, as conv_pack_b does with 7-wide
+  // panels) times the transposed weights in gemm_nr-wide panels.
+  void (*gemm_block_rows7)(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp,
+                           float* C, index_t ldc, const GemmTileOut& out) = nullptr;
+  void (*conv_pack_rows7)(const Conv2dParams& p, const float* x_group, index_t p0, index_t kc,
+                          index_t j0, index_t nc, float* Bp) = nullptr;
   // Depthwise conv (groups == C) of the output planes nk in [nk0, nk1)
   // (nk = n*K + k), bias/residual/clamp fused (cpu/kernels/depthwise.cpp).
   void (*depthwise)(const Conv2dParams& p, const float* x, const float* w, const float* bias,

@@ -115,6 +115,16 @@ void gemm_block_small(index_t kc, index_t mc, index_t nc, const float* Ap, const
                       float* C, index_t ldc, const GemmTileOut& out) {
   gemm_block_n8(kc, mc, nc, Ap, Bp, C, ldc, out);
 }
+// Spatial positions as GEMM rows, 7 per register tile (7x7 and 14x14
+// planes fill whole tiles): the pixel panels are conv_pack_b panels 7 wide.
+void conv_pack_b_7(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, index_t j0,
+                   index_t nc, float* Bp) {
+  pack_b_t<7>(p, xg, p0, kc, j0, nc, Bp);
+}
+void gemm_block_7(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp, float* C,
+                  index_t ldc, const GemmTileOut& out) {
+  gemm_block_t<7, kNV>(kc, mc, nc, Ap, Bp, C, ldc, out);
+}
 #endif
 
 }  // namespace CONVCORE_ISA

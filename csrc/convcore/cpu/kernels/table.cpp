@@ -35,6 +35,8 @@ void fill_table(KernelTable& t) {
   t.gemm_nr_small = narrow && narrow[0] == '0' ? 0 : kNRSmall;
   t.gemm_block_small = &gemm_block_small;
   t.conv_pack_b_small = &conv_pack_b_n8;
+  t.gemm_block_rows7 = &gemm_block_7;
+  t.conv_pack_rows7 = &conv_pack_b_7;
 #else
   t.gemm_nr_small = 0;
   t.gemm_block_small = nullptr;
