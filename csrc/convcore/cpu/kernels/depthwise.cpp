@@ -382,26 +382,27 @@ void dw_cblock(const Conv2dParams& p, const float* x, const float* w, const floa
     sc.ready = true;
   }
   float* B = sc.buf.data();
-  index_t w_done = 0;  // columns [0, w_done) of every row done by vectors
+  // Interleave: 16 pixels of the flattened plane at a time (rows of any
+  // width), each pixel's 16 channels stored at its padded position.
+  index_t q_in = 0;  // pixels [0, q_in) done by vectors
 #if defined(CONVCORE_ISA_avx512)
-  w_done = p.W / 16 * 16;
-  for (index_t h = 0; h < p.H; ++h)
-    for (index_t w0 = 0; w0 < w_done; w0 += 16) {
-      __m512 r[16];
-      for (int c = 0; c < 16; ++c)
-        r[c] = c < cnt ? _mm512_loadu_ps(x + (n * p.C + k0 + c) * hw + h * p.W + w0)
-                       : _mm512_setzero_ps();
-      transpose16(r);
-      float* d = B + ((h + p.pad_t) * Wp + p.pad_l + w0) * kVW;
-      for (int j = 0; j < 16; ++j) _mm512_storeu_ps(d + j * kVW, r[j]);
+  q_in = hw / 16 * 16;
+  for (index_t q0 = 0; q0 < q_in; q0 += 16) {
+    __m512 r[16];
+    for (int c = 0; c < 16; ++c)
+      r[c] = c < cnt ? _mm512_loadu_ps(x + (n * p.C + k0 + c) * hw + q0) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int j = 0; j < 16; ++j) {
+      const index_t q = q0 + j, h = q / p.W, w = q % p.W;
+      _mm512_storeu_ps(B + ((h + p.pad_t) * Wp + p.pad_l + w) * kVW, r[j]);
     }
+  }
 #endif
   for (index_t c = 0; c < cnt; ++c) {
     const float* xc = x + (n * p.C + k0 + c) * hw;
-    for (index_t h = 0; h < p.H; ++h) {
-      float* d = B + ((h + p.pad_t) * Wp + p.pad_l) * kVW + c;
-      const float* s = xc + h * p.W;
-      for (index_t t = w_done; t < p.W; ++t) d[t * kVW] = s[t];
+    for (index_t q = q_in; q < hw; ++q) {
+      const index_t h = q / p.W, w = q % p.W;
+      B[((h + p.pad_t) * Wp + p.pad_l + w) * kVW + c] = xc[q];
     }
   }
   alignas(64) float tmp[KH * KW][kVW];
