@@ -387,14 +387,15 @@ void dw_cblock(const Conv2dParams& p, const float* x, const float* w, const floa
   index_t q_in = 0;  // pixels [0, q_in) done by vectors
 #if defined(CONVCORE_ISA_avx512)
   q_in = hw / 16 * 16;
+  index_t ph = 0, pw = 0;  // pixel q0
   for (index_t q0 = 0; q0 < q_in; q0 += 16) {
     __m512 r[16];
     for (int c = 0; c < 16; ++c)
       r[c] = c < cnt ? _mm512_loadu_ps(x + (n * p.C + k0 + c) * hw + q0) : _mm512_setzero_ps();
     transpose16(r);
-    for (int j = 0; j < 16; ++j) {
-      const index_t q = q0 + j, h = q / p.W, w = q % p.W;
-      _mm512_storeu_ps(B + ((h + p.pad_t) * Wp + p.pad_l + w) * kVW, r[j]);
+    for (int j = 0; j < 16; ++j) {  // (h, w) advance without divisions
+      _mm512_storeu_ps(B + ((ph + p.pad_t) * Wp + p.pad_l + pw) * kVW, r[j]);
+      if (++pw == p.W) pw = 0, ++ph;
     }
   }
 #endif
@@ -499,9 +500,9 @@ void depthwise(const Conv2dParams& p, const float* x, const float* w, const floa
   // channel. Lanes are independent, so how channels group into blocks (it
   // depends on the thread split) does not change any result.
   // Measured on AVX-512 (Zen 4): it wins at stride 2 for every width and at
-  // stride 1 up to ~16-wide rows; without the in-register transposes (the
-  // other ISAs) only on the narrowest planes.
-  const bool cblock_wins = kVW == 16 ? (s == 2 || p.OW <= 16) : 2 * p.OW <= kVW;
+  // stride 1 up to 56-wide rows (the padded-plane path wins at 112); without
+  // the in-register transposes (the other ISAs) only on the narrowest planes.
+  const bool cblock_wins = kVW == 16 ? (s == 2 || p.OW <= 64) : 2 * p.OW <= kVW;
   if (narrow && mult == 1 && cblock_wins) {
 #define CC_DWC(KH, KW, S)                                                                \
   if (p.kh == KH && p.kw == KW && s == S) {                                              \
