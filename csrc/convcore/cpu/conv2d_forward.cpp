@@ -273,31 +273,41 @@ struct SmallPlaneRunner {
     const index_t cpj = (panels + cb - 1) / cb;
     cb = (panels + cpj - 1) / cpj;
     const index_t ohwp = (ohw + 6) / 7 * 7;
-    // Phase 1: the pixel panels of every (image, group, k block), packed
-    // once and shared by all channel blocks.
+    // Pixel panels: for 1x1 kernels each job packs its own (a plain copy,
+    // cheap); otherwise a first pass packs every (image, group, k block)
+    // once, shared by all channel blocks.
     const index_t nkb = (rows + KC - 1) / KC;
+    const bool shared = p.kh * p.kw > 1;
     AlignedFloats Ap;
-    Ap.resize(p.N * G * rows * ohwp);
-    run_jobs(p.N * G * nkb, [&](index_t job) {
+    if (shared) Ap.resize(p.N * G * rows * ohwp);
+    if (shared) run_jobs(p.N * G * nkb, [&](index_t job) {
       const index_t kb = job % nkb, ng = job / nkb, g = ng % G, n = ng / G;
       const index_t p0 = kb * KC, kc = std::min(KC, rows - p0);
       kt.conv_pack_rows7(p, x + (n * p.C + g * Cg) * hw, p0, kc, 0, ohw,
                          Ap.data() + ng * rows * ohwp + p0 * ohwp);
     });
     run_jobs(p.N * G * cb, [&](index_t job) {
-      thread_local AlignedFloats Ct;
+      thread_local AlignedFloats Ct, Aown;
       if (Ct.size < ohw * cpj * NR) Ct.resize(ohw * cpj * NR);
+      if (!shared && Aown.size < KC * ohwp) Aown.resize(KC * ohwp);
       const index_t cbi = job % cb, ng = job / cb, g = ng % G, n = ng / G;
       const index_t c0 = cbi * cpj * NR, c1 = std::min(Kg, c0 + cpj * NR);
       if (c0 >= c1) return;
       const index_t cw = c1 - c0;
       for (index_t p0 = 0; p0 < rows; p0 += KC) {
         const index_t kc = std::min(KC, rows - p0);
+        const float* A;
+        if (shared) {
+          A = Ap.data() + ng * rows * ohwp + p0 * ohwp;
+        } else {
+          kt.conv_pack_rows7(p, x + (n * p.C + g * Cg) * hw, p0, kc, 0, ohw, Aown.data());
+          A = Aown.data();
+        }
         GemmTileOut o;
         o.beta = p0 == 0 ? 0.f : 1.f;
         o.final = false;
-        kt.gemm_block_rows7(kc, ohw, cw, Ap.data() + ng * rows * ohwp + p0 * ohwp,
-                            Bt + g * npad * rows + p0 * npad + c0 * kc, Ct.data(), cw, o);
+        kt.gemm_block_rows7(kc, ohw, cw, A, Bt + g * npad * rows + p0 * npad + c0 * kc,
+                            Ct.data(), cw, o);
       }
       const bool clamp = ep.clamp();
       for (index_t k = 0; k < cw; ++k) {

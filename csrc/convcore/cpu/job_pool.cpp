@@ -1,6 +1,7 @@
 #include "convcore/cpu/job_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,7 @@ class Pool {
       std::lock_guard<std::mutex> g(mu_);
       batch_ = &b;
       ++gen_;
+      gen_pub_.store(gen_, std::memory_order_release);
     }
     cv_.notify_all();
     {
@@ -63,6 +65,22 @@ class Pool {
     unsigned long seen = 0;
     std::unique_lock<std::mutex> g(mu_);
     for (;;) {
+      if (!(stop_ > id || (gen_ != seen && batch_))) {
+        // Spin briefly (~50 us) before sleeping: back-to-back calls (a
+        // network's layers) then find the worker awake, and an idle pool
+        // stops using the core almost at once after the last call.
+        g.unlock();
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 1; gen_pub_.load(std::memory_order_acquire) == seen; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+          __builtin_ia32_pause();
+#endif
+          if (i % 64 == 0 &&
+              std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(50))
+            break;
+        }
+        g.lock();
+      }
       cv_.wait(g, [&] { return stop_ > id || (gen_ != seen && batch_); });
       if (stop_ > id) return;
       seen = gen_;
@@ -103,6 +121,7 @@ class Pool {
   std::condition_variable cv_, idle_cv_;
   Batch* batch_ = nullptr;
   unsigned long gen_ = 0;
+  std::atomic<unsigned long> gen_pub_{0};  // gen_, readable without the lock
   int active_ = 0;
   int stop_ = -1;
   std::vector<std::thread> threads_;
