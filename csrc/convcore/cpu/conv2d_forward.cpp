@@ -273,6 +273,13 @@ struct SmallPlaneRunner {
     const index_t cpj = (panels + cb - 1) / cb;
     cb = (panels + cpj - 1) / cpj;
     const index_t ohwp = (ohw + 6) / 7 * 7;
+    // ...and blocks of pixel tiles when the channel blocks alone leave
+    // threads idle or unevenly loaded (e.g. 3 blocks on 2 threads).
+    const index_t ptiles = ohwp / 7;
+    index_t pb = 1;
+    while (pb < ptiles / 2 && (p.N * G * cb * pb < 4 * T || (p.N * G * cb * pb) % T != 0)) ++pb;
+    const index_t tpj = (ptiles + pb - 1) / pb;
+    pb = (ptiles + tpj - 1) / tpj;
     // Pixel panels: for 1x1 kernels each job packs its own (a plain copy,
     // cheap); otherwise a first pass packs every (image, group, k block)
     // once, shared by all channel blocks.
@@ -286,40 +293,42 @@ struct SmallPlaneRunner {
       kt.conv_pack_rows7(p, x + (n * p.C + g * Cg) * hw, p0, kc, 0, ohw,
                          Ap.data() + ng * rows * ohwp + p0 * ohwp);
     });
-    run_jobs(p.N * G * cb, [&](index_t job) {
+    run_jobs(p.N * G * cb * pb, [&](index_t job) {
       thread_local AlignedFloats Ct, Aown;
-      if (Ct.size < ohw * cpj * NR) Ct.resize(ohw * cpj * NR);
-      if (!shared && Aown.size < KC * ohwp) Aown.resize(KC * ohwp);
-      const index_t cbi = job % cb, ng = job / cb, g = ng % G, n = ng / G;
+      if (Ct.size < tpj * 7 * cpj * NR) Ct.resize(tpj * 7 * cpj * NR);
+      if (!shared && Aown.size < KC * tpj * 7) Aown.resize(KC * tpj * 7);
+      const index_t pbi = job % pb, cbi = (job / pb) % cb, ng = job / (pb * cb);
+      const index_t g = ng % G, n = ng / G;
       const index_t c0 = cbi * cpj * NR, c1 = std::min(Kg, c0 + cpj * NR);
-      if (c0 >= c1) return;
-      const index_t cw = c1 - c0;
+      const index_t j0 = pbi * tpj * 7, j1 = std::min(ohw, j0 + tpj * 7);
+      if (c0 >= c1 || j0 >= j1) return;
+      const index_t cw = c1 - c0, nj = j1 - j0;
       for (index_t p0 = 0; p0 < rows; p0 += KC) {
         const index_t kc = std::min(KC, rows - p0);
         const float* A;
         if (shared) {
-          A = Ap.data() + ng * rows * ohwp + p0 * ohwp;
+          A = Ap.data() + ng * rows * ohwp + p0 * ohwp + j0 * kc;
         } else {
-          kt.conv_pack_rows7(p, x + (n * p.C + g * Cg) * hw, p0, kc, 0, ohw, Aown.data());
+          kt.conv_pack_rows7(p, x + (n * p.C + g * Cg) * hw, p0, kc, j0, nj, Aown.data());
           A = Aown.data();
         }
         GemmTileOut o;
         o.beta = p0 == 0 ? 0.f : 1.f;
         o.final = false;
-        kt.gemm_block_rows7(kc, ohw, cw, A, Bt + g * npad * rows + p0 * npad + c0 * kc,
+        kt.gemm_block_rows7(kc, nj, cw, A, Bt + g * npad * rows + p0 * npad + c0 * kc,
                             Ct.data(), cw, o);
       }
       const bool clamp = ep.clamp();
       for (index_t k = 0; k < cw; ++k) {
-        const index_t off = (n * p.K + g * Kg + c0 + k) * ohw;
+        const index_t off = (n * p.K + g * Kg + c0 + k) * ohw + j0;
         const float b = ep.bias ? ep.bias[g * Kg + c0 + k] : 0.f;
         float* yk = y + off;
         const float* src = Ct.data() + k;
-        for (index_t j = 0; j < ohw; ++j) yk[j] = src[j * cw] + b;
+        for (index_t j = 0; j < nj; ++j) yk[j] = src[j * cw] + b;
         if (residual)
-          for (index_t j = 0; j < ohw; ++j) yk[j] += residual[off + j];
+          for (index_t j = 0; j < nj; ++j) yk[j] += residual[off + j];
         if (clamp)
-          for (index_t j = 0; j < ohw; ++j) yk[j] = std::min(std::max(yk[j], ep.lo), ep.hi);
+          for (index_t j = 0; j < nj; ++j) yk[j] = std::min(std::max(yk[j], ep.lo), ep.hi);
       }
     });
   }
