@@ -136,8 +136,11 @@ void run_depthwise(const Conv2dParams& p, const float* x, const float* w, float*
     kt.depthwise(p, x, w, ep.bias, y, residual, ep.clamp(), ep.lo, ep.hi, 0, total);
     return;
   }
-  // ~8 chunks per thread, claimed dynamically (see run_jobs).
-  const index_t chunk = std::max<index_t>(grain, total / (8 * get_num_threads()));
+  // ~8 chunks per thread, claimed dynamically (see run_jobs), in multiples
+  // of 16 planes: the channel-interleaved kernel fills its vector lanes
+  // with consecutive channels of one chunk.
+  index_t chunk = std::max<index_t>(grain, total / (8 * get_num_threads()));
+  chunk = (chunk + 15) / 16 * 16;
   run_jobs((total + chunk - 1) / chunk, [&](index_t c) {
     kt.depthwise(p, x, w, ep.bias, y, residual, ep.clamp(), ep.lo, ep.hi, c * chunk,
                  std::min(total, (c + 1) * chunk));
