@@ -22,13 +22,15 @@ constexpr int kMR = 6, kNV = 2;
 #endif
 constexpr int kNR = kNV * kVW;
 
+// Rows i >= mr (an edge tile going through a buffer) get no bias: the bias
+// vector has only the block's rows.
 template <int MR, int NV>
 inline void store_tile(const V (&acc)[MR][NV], float* C, index_t ldc, const float* R,
-                       index_t ldr, const GemmTileOut& o) {
+                       index_t ldr, const GemmTileOut& o, index_t mr = MR) {
   const V alpha = vset1(o.alpha), beta = vset1(o.beta), lo = vset1(o.lo), hi = vset1(o.hi);
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
-    const V bias = vset1(o.final && o.bias ? o.bias[i] : 0.f);
+    const V bias = vset1(o.final && o.bias && i < mr ? o.bias[i] : 0.f);
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
       float* p = C + i * ldc + v * kVW;
@@ -84,7 +86,7 @@ inline void micro_kernel(index_t kc, const float* __restrict Ap, const float* __
       tc[i * NR + j] = o.beta != 0.f ? C[i * ldc + j] : 0.f;
       if (R) tr[i * NR + j] = R[i * o.ldr + j];
     }
-  store_tile<MR, NV>(acc, tc, NR, R ? tr : nullptr, NR, o);
+  store_tile<MR, NV>(acc, tc, NR, R ? tr : nullptr, NR, o, mr);
   for (index_t i = 0; i < mr; ++i)
     for (index_t j = 0; j < nr; ++j) C[i * ldc + j] = tc[i * NR + j];
 }
