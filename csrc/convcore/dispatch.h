@@ -29,6 +29,22 @@ struct DwPlaneGeom {
   index_t L = 0;  // floats per phase row
 };
 
+// One output row of max pooling with PyTorch's argmax: the window's input
+// rows ih = ih0 + i*dil_h (i < nrows, all inside the plane) are read from a
+// plane buffer whose rows are padded left by pad_l with -inf (row pitch
+// `pitch`); taps are scanned in row-major order and a value wins if it is
+// greater than the current max or NaN. arg starts at the first valid column
+// of each window (first_col[ow]) on row ih0, as torch's does.
+struct PoolArgmaxRow {
+  const float* buf = nullptr;
+  index_t pitch = 0, W = 0, pad_l = 0;
+  index_t OW = 0, sw = 1, kw = 1, dw = 1;
+  index_t ih0 = 0, dil_h = 1, nrows = 0;
+  const int* first_col = nullptr;
+  float* y = nullptr;  // may be null
+  int* arg = nullptr;  // flat ih*W + iw (planes of fewer than 2^31 elements)
+};
+
 struct KernelTable {
   const char* isa = "baseline";  // "baseline", "avx2", "avx512"
   int simd_width = 4;            // floats per vector register
@@ -58,6 +74,7 @@ struct KernelTable {
   void (*pool_vadd)(index_t n, const float* src, float* acc) = nullptr;
   void (*pool_hmax)(index_t OW, index_t sw, index_t kw, index_t dw, const float* row, float* y) = nullptr;
   void (*pool_havg)(index_t OW, index_t sw, index_t kw, const float* row, const float* div, float* y) = nullptr;
+  void (*pool_argmax_row)(const PoolArgmaxRow& r) = nullptr;
 };
 
 // The table for this CPU (chosen on first use; CONVCORE_ISA=baseline|avx2|

@@ -14,6 +14,7 @@ void fill_backward_table(KernelTable& t) {
   t.pool_vadd = &pool_vadd;
   t.pool_hmax = &pool_hmax;
   t.pool_havg = &pool_havg;
+  t.pool_argmax_row = &pool_argmax_row;
 }
 
 }  // namespace CONVCORE_ISA

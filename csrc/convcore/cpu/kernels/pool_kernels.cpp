@@ -59,20 +59,32 @@ void pool_vadd(index_t n, const float* src, float* acc) {
   for (; i < n; ++i) acc[i] += src[i];
 }
 
+// Output blocks of kVW; the ragged end is one more block that overlaps the
+// previous one (outputs are pure functions of the input, so recomputing a
+// few is harmless and cheaper than a scalar tail).
+template <typename Block>
+index_t vector_blocks(index_t OW, Block&& block) {
+  if (OW < kVW) return 0;
+  index_t ow = 0;
+  for (; ow + kVW <= OW; ow += kVW) block(ow);
+  if (ow < OW) block(OW - kVW);
+  return OW;
+}
+
 void pool_hmax(index_t OW, index_t sw, index_t kw, index_t dw, const float* row, float* y) {
   index_t ow = 0;
   if (sw == 1) {
-    for (; ow + kVW <= OW; ow += kVW) {
-      vf a = load(row + ow);
-      for (index_t j = 1; j < kw; ++j) a = vmax_nan(a, load(row + ow + j * dw));
-      store(y + ow, a);
-    }
+    ow = vector_blocks(OW, [&](index_t o) {
+      vf a = load(row + o);
+      for (index_t j = 1; j < kw; ++j) a = vmax_nan(a, load(row + o + j * dw));
+      store(y + o, a);
+    });
   } else if (sw == 2) {
-    for (; ow + kVW <= OW; ow += kVW) {
-      vf a = load_even(row + 2 * ow);
-      for (index_t j = 1; j < kw; ++j) a = vmax_nan(a, load_even(row + 2 * ow + j * dw));
-      store(y + ow, a);
-    }
+    ow = vector_blocks(OW, [&](index_t o) {
+      vf a = load_even(row + 2 * o);
+      for (index_t j = 1; j < kw; ++j) a = vmax_nan(a, load_even(row + 2 * o + j * dw));
+      store(y + o, a);
+    });
   }
   for (; ow < OW; ++ow) {
     const float* r = row + ow * sw;
@@ -85,23 +97,66 @@ void pool_hmax(index_t OW, index_t sw, index_t kw, index_t dw, const float* row,
 void pool_havg(index_t OW, index_t sw, index_t kw, const float* row, const float* div, float* y) {
   index_t ow = 0;
   if (sw == 1) {
-    for (; ow + kVW <= OW; ow += kVW) {
-      vf a = load(row + ow);
-      for (index_t j = 1; j < kw; ++j) a += load(row + ow + j);
-      store(y + ow, a / load(div + ow));
-    }
+    ow = vector_blocks(OW, [&](index_t o) {
+      vf a = load(row + o);
+      for (index_t j = 1; j < kw; ++j) a += load(row + o + j);
+      store(y + o, a / load(div + o));
+    });
   } else if (sw == 2) {
-    for (; ow + kVW <= OW; ow += kVW) {
-      vf a = load_even(row + 2 * ow);
-      for (index_t j = 1; j < kw; ++j) a += load_even(row + 2 * ow + j);
-      store(y + ow, a / load(div + ow));
-    }
+    ow = vector_blocks(OW, [&](index_t o) {
+      vf a = load_even(row + 2 * o);
+      for (index_t j = 1; j < kw; ++j) a += load_even(row + 2 * o + j);
+      store(y + o, a / load(div + o));
+    });
   }
   for (; ow < OW; ++ow) {
     const float* r = row + ow * sw;
     float a = r[0];
     for (index_t j = 1; j < kw; ++j) a += r[j];
     y[ow] = a / div[ow];
+  }
+}
+
+void pool_argmax_row(const PoolArgmaxRow& r) {
+  const index_t OW = r.OW, sw = r.sw;
+  index_t ow = 0;
+  if (sw <= 2) {
+    vi lane;
+    for (int l = 0; l < kVW; ++l) lane[l] = int(l * sw);
+    ow = vector_blocks(OW, [&](index_t ow) {
+      vf best = splat(-__builtin_inff());
+      vi arg = (vi)load(reinterpret_cast<const float*>(r.first_col + ow)) + int(r.ih0 * r.W);
+      for (index_t i = 0; i < r.nrows; ++i) {
+        const index_t ih = r.ih0 + i * r.dil_h;
+        const float* row = r.buf + ih * r.pitch + ow * sw;
+        const int base = int(ih * r.W + ow * sw - r.pad_l);
+        for (index_t j = 0; j < r.kw; ++j) {
+          const vf v = sw == 1 ? load(row + j * r.dw) : load_even(row + j * r.dw);
+          const vi win = (v > best) | (v != v);
+          best = win ? v : best;
+          arg = win ? lane + int(base + j * r.dw) : arg;
+        }
+      }
+      if (r.y) store(r.y + ow, best);
+      store(reinterpret_cast<float*>(r.arg + ow), (vf)arg);
+    });
+  }
+  for (; ow < OW; ++ow) {
+    float best = -__builtin_inff();
+    int arg = int(r.ih0 * r.W) + r.first_col[ow];
+    for (index_t i = 0; i < r.nrows; ++i) {
+      const index_t ih = r.ih0 + i * r.dil_h;
+      const float* row = r.buf + ih * r.pitch + ow * sw;
+      for (index_t j = 0; j < r.kw; ++j) {
+        const float v = row[j * r.dw];
+        if (v > best || v != v) {
+          best = v;
+          arg = int(ih * r.W + ow * sw + j * r.dw - r.pad_l);
+        }
+      }
+    }
+    if (r.y) r.y[ow] = best;
+    r.arg[ow] = arg;
   }
 }
 
