@@ -26,7 +26,8 @@ struct GemmArgs {
 // tap reads or writes a contiguous run of OW floats whatever the stride.
 struct DwPlaneGeom {
   index_t OH = 0, OW = 0, kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
-  index_t L = 0;  // floats per phase row
+  index_t L = 0;   // floats per phase row
+  index_t gp = 0;  // row pitch of gy: OW rounded up to whole vectors, zero-padded
 };
 
 // One output row of max pooling with PyTorch's argmax: the window's input
@@ -61,7 +62,9 @@ struct KernelTable {
   // Sum of n floats, accumulated in a fixed lane order (deterministic).
   float (*sum)(index_t n, const float* x) = nullptr;
   // Depthwise backward on one plane (see DwPlaneGeom): buf += scatter of
-  // gy (OH x OW) through the kh x kw taps w; acc[tap] += <gy, shifted buf>.
+  // gy (OH x OW) through the kh x kw taps w; acc[tap][lane] += lane-wise
+  // partial sums of <gy, shifted buf> (simd_width lanes per tap; the caller
+  // adds the lanes up in order once all images are in).
   void (*dw_bwd_input)(const DwPlaneGeom& d, const float* gy, const float* w, float* buf) = nullptr;
   void (*dw_bwd_weight)(const DwPlaneGeom& d, const float* gy, const float* buf, float* acc) = nullptr;
   // Max of n floats; NaN if any is NaN (as torch's max pooling).

@@ -124,37 +124,61 @@ void col2im_rows_add(const Conv2dParams& p, const float* col, index_t ld, index_
 struct DwPlane {
   DwPlaneGeom d;
   index_t Hp = 0, size = 0;
+  // Per stride phase: first input column, its place in the phase row, count.
+  std::vector<index_t> iw0, dst, count;
 };
 DwPlane dw_plane(const Conv2dParams& p) {
   DwPlane q;
   q.d.OH = p.OH; q.d.OW = p.OW; q.d.kh = p.kh; q.d.kw = p.kw;
   q.d.sh = p.stride_h; q.d.sw = p.stride_w; q.d.dh = p.dil_h; q.d.dw = p.dil_w;
   q.Hp = p.H + p.pad_t + p.pad_b;
-  q.d.L = ceil_div(p.W + p.pad_l + p.pad_r, p.stride_w);
-  // + slack for the kernels' zero-padded tail vectors (<= 16 floats)
-  q.size = q.Hp * p.stride_w * q.d.L + 16;
+  // gy rows padded to whole vectors; the kernels' last vector of a row may
+  // run up to one vector past the buffer's end: slack
+  const index_t vw = kernels().simd_width;
+  q.d.gp = ceil_div(p.OW, vw) * vw;
+  // Phase rows at least as long as one tap's whole-vector run, so that the
+  // vector stores of neighbouring rows never overlap (small planes would
+  // otherwise stall on store-to-load forwarding).
+  q.d.L = std::max(ceil_div(p.W + p.pad_l + p.pad_r, p.stride_w),
+                   q.d.gp + (p.kw - 1) * p.dil_w / p.stride_w + 1);
+  q.size = q.Hp * p.stride_w * q.d.L + q.d.gp + vw;
+  const index_t sw = p.stride_w;
+  for (index_t ph = 0; ph < sw; ++ph) {
+    const index_t iw0 = ((ph - p.pad_l) % sw + sw) % sw;  // (iw0 + pad_l) % sw == ph
+    if (iw0 >= p.W) continue;
+    q.iw0.push_back(iw0);
+    q.dst.push_back(ph * q.d.L + (iw0 + p.pad_l) / sw);
+    q.count.push_back((p.W - 1 - iw0) / sw + 1);
+  }
   return q;
 }
+
 // Copies input row ih into the phase-split buffer (to_buf) or back out.
 template <bool to_buf>
 void dw_row_copy(const Conv2dParams& p, const DwPlane& q, index_t ih, float* buf, float* row) {
-  const index_t sw = p.stride_w, r = ih + p.pad_t;
-  for (index_t ph = 0; ph < sw; ++ph) {
-    // first iw with (iw + pad_l) % sw == ph
-    const index_t iw0 = ((ph - p.pad_l) % sw + sw) % sw;
-    if (iw0 >= p.W) continue;
-    float* b = buf + (r * sw + ph) * q.d.L + (iw0 + p.pad_l) / sw;
-    const index_t n = (p.W - 1 - iw0) / sw + 1;
+  const index_t sw = p.stride_w;
+  float* rb = buf + (ih + p.pad_t) * sw * q.d.L;
+  for (size_t f = 0; f < q.iw0.size(); ++f) {
+    float* b = rb + q.dst[f];
+    const float* r0 = row + q.iw0[f];
+    const index_t n = q.count[f];
     if (sw == 1) {
-      if (to_buf) std::memcpy(b, row, size_t(n) * sizeof(float));
-      else std::memcpy(row, b, size_t(n) * sizeof(float));
+      if (to_buf) std::memcpy(b, r0, size_t(n) * sizeof(float));
+      else std::memcpy(row + q.iw0[f], b, size_t(n) * sizeof(float));
     } else {
+      float* rw = row + q.iw0[f];
       for (index_t t = 0; t < n; ++t) {
-        if (to_buf) b[t] = row[iw0 + t * sw];
-        else row[iw0 + t * sw] = b[t];
+        if (to_buf) b[t] = r0[t * sw];
+        else rw[t * sw] = b[t];
       }
     }
   }
+}
+
+// One gy plane into rows of pitch q.d.gp (the padding columns stay zero).
+void dw_pad_grad(const Conv2dParams& p, const DwPlane& q, const float* g, float* gpad) {
+  for (index_t oh = 0; oh < p.OH; ++oh)
+    std::memcpy(gpad + oh * q.d.gp, g + oh * p.OW, size_t(p.OW) * sizeof(float));
 }
 
 void dw_backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
@@ -162,13 +186,14 @@ void dw_backward_input(const Conv2dParams& p, const float* gy, const float* w, f
   const DwPlane q = dw_plane(p);
   const KernelTable& kt = kernels();
   parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
-    std::vector<float> buf(size_t(q.size));
+    std::vector<float> buf(size_t(q.size)), gpad(size_t(p.OH * q.d.gp), 0.f);
     for (index_t nc = b; nc < e; ++nc) {
       const index_t n = nc / p.C, c = nc % p.C;
       std::fill(buf.begin(), buf.end(), 0.f);
       for (index_t m = 0; m < mult; ++m) {
         const index_t k = c * mult + m;
-        kt.dw_bwd_input(q.d, gy + (n * p.K + k) * ohw, w + k * taps, buf.data());
+        dw_pad_grad(p, q, gy + (n * p.K + k) * ohw, gpad.data());
+        kt.dw_bwd_input(q.d, gpad.data(), w + k * taps, buf.data());
       }
       float* out = gx + nc * hw;
       for (index_t ih = 0; ih < p.H; ++ih) dw_row_copy<false>(p, q, ih, buf.data(), out + ih * p.W);
@@ -178,22 +203,31 @@ void dw_backward_input(const Conv2dParams& p, const float* gy, const float* w, f
 
 void dw_backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw) {
   const index_t mult = p.K / p.C, hw = p.H * p.W, ohw = p.OH * p.OW, taps = p.kh * p.kw;
+  const index_t lanes = kernels().simd_width;
   const DwPlane q = dw_plane(p);
   const KernelTable& kt = kernels();
-  // One job per input channel; images are summed inside it in order.
+  // One job per input channel; images are summed inside it in order, in
+  // per-lane partial sums that are added up (in lane order) at the end.
   parallel_for(p.C, 1, [&](index_t b, index_t e) {
-    std::vector<float> buf(size_t(q.size));
+    std::vector<float> buf(size_t(q.size)), acc(size_t(mult * taps * lanes));
+    std::vector<float> gpad(size_t(p.OH * q.d.gp), 0.f);
     for (index_t c = b; c < e; ++c) {
-      float* acc = gw + c * mult * taps;
-      std::fill(acc, acc + mult * taps, 0.f);
+      std::fill(acc.begin(), acc.end(), 0.f);
       for (index_t n = 0; n < p.N; ++n) {
         std::fill(buf.begin(), buf.end(), 0.f);
         float* xp = const_cast<float*>(x + (n * p.C + c) * hw);  // only read
         for (index_t ih = 0; ih < p.H; ++ih) dw_row_copy<true>(p, q, ih, buf.data(), xp + ih * p.W);
         for (index_t m = 0; m < mult; ++m) {
           const index_t k = c * mult + m;
-          kt.dw_bwd_weight(q.d, gy + (n * p.K + k) * ohw, buf.data(), acc + m * taps);
+          dw_pad_grad(p, q, gy + (n * p.K + k) * ohw, gpad.data());
+          kt.dw_bwd_weight(q.d, gpad.data(), buf.data(), acc.data() + m * taps * lanes);
         }
+      }
+      float* out = gw + c * mult * taps;
+      for (index_t i = 0; i < mult * taps; ++i) {
+        float s = 0.f;
+        for (index_t l = 0; l < lanes; ++l) s += acc[size_t(i * lanes + l)];
+        out[i] = s;
       }
     }
   });
