@@ -365,28 +365,33 @@ void gemm_backward_input(const Conv2dParams& p, const float* gy, const float* w,
   });
 }
 
-// Columns per grad_weight step along the flattened (image, position) axis.
-// A function of the shape only: it fixes the order of the reduction.
-index_t weight_tile(const Conv2dParams& p, index_t rows) {
-  index_t t = (index_t(128) * 1024 / std::max<index_t>(rows, 1)) / 16 * 16;
-  t = std::clamp<index_t>(t, 256, 1024);
-  return std::min(t, p.N * p.OH * p.OW);
+// Columns per grad_weight step. A function of the shape only: it fixes the
+// order of the reduction.
+index_t weight_tile(index_t rows) {
+  const index_t t = (index_t(128) * 1024 / std::max<index_t>(rows, 1)) / 16 * 16;
+  return std::clamp<index_t>(t, 256, 1024);
 }
 
-// dY rows [m0, m1) of group g for flattened columns [q0, q0 + T),
-// transposed: buf[tt][m - m0].
-void gather_grad_out_t(const Conv2dParams& p, const float* gy, index_t g, index_t m0,
-                       index_t m1, index_t q0, index_t T, float* buf) {
-  const index_t ohw = p.OH * p.OW, Kg = p.Kg(), mb = m1 - m0;
-  for (index_t q = q0; q < q0 + T;) {
-    const index_t n = q / ohw, j = q % ohw, len = std::min(ohw - j, q0 + T - q);
-    float* dst = buf + (q - q0) * mb;
-    for (index_t m = m0; m < m1; ++m) {
-      const float* src = gy + (n * p.K + g * Kg + m) * ohw + j;
-      for (index_t t = 0; t < len; ++t) dst[t * mb + (m - m0)] = src[t];
+// One step of the grad_weight reduction: output positions [j0, j0 + cols)
+// of image n0 alone, or whole images [n0, n1) side by side (small planes,
+// so that late layers still get long GEMM reductions).
+struct WStep {
+  index_t n0, n1, j0, cols;
+};
+std::vector<WStep> weight_steps(const Conv2dParams& p, index_t rows) {
+  const index_t T = weight_tile(rows), ohw = p.OH * p.OW;
+  std::vector<WStep> st;
+  if (2 * ohw >= T) {
+    for (index_t n = 0; n < p.N; ++n)
+      for (index_t j0 = 0; j0 < ohw; j0 += T) st.push_back({n, n + 1, j0, std::min(T, ohw - j0)});
+  } else {
+    const index_t ipt = std::max<index_t>(1, T / ohw);
+    for (index_t n0 = 0; n0 < p.N; n0 += ipt) {
+      const index_t n1 = std::min(p.N, n0 + ipt);
+      st.push_back({n0, n1, 0, (n1 - n0) * ohw});
     }
-    q += len;
   }
+  return st;
 }
 
 // im2col of channels [c0, c1) of group g for flattened columns [q0, q0 + T)
@@ -409,28 +414,41 @@ void im2col_flat(const Conv2dParams& p, const float* x, index_t g, index_t c0, i
 
 void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw) {
   const index_t Cg = p.Cg(), Kg = p.Kg(), G = p.groups, khkw = p.kh * p.kw;
-  const index_t rows = Cg * khkw, total = p.N * p.OH * p.OW;
-  const index_t T = weight_tile(p, rows);
-  const index_t steps = ceil_div(total, T);
+  const index_t rows = Cg * khkw, ohw = p.OH * p.OW, hw = p.H * p.W;
+  const std::vector<WStep> st = weight_steps(p, rows);
+  const index_t steps = index_t(st.size());
+  const bool direct_x = is_1x1_s1_nopad(p);
   const KernelTable& kt = kernels();
 
   // One job: CT[r][m] = dW[g][m0 + m][c0*khkw + r] summed over steps
-  // [s0, s1) in order, computed as col * dY^T so that both GEMM operands are
-  // read without transposition (col is the A operand, dY is gathered
-  // transposed).
+  // [s0, s1) in order, as col * dY^T: col (or x itself for 1x1) is the A
+  // operand, dY (in place when the step is one image) the transposed B.
   auto run = [&](index_t g, index_t m0, index_t m1, index_t c0, index_t c1, index_t s0,
-                 index_t s1, float* CT, std::vector<float>& col, std::vector<float>& dyt) {
+                 index_t s1, float* CT, std::vector<float>& col, std::vector<float>& dy) {
     const index_t r = (c1 - c0) * khkw, mb = m1 - m0;
-    col.resize(size_t(r * T));
-    dyt.resize(size_t(mb * T));
     for (index_t s = s0; s < s1; ++s) {
-      const index_t q0 = s * T, cols = std::min(T, total - q0);
-      gather_grad_out_t(p, gy, g, m0, m1, q0, cols, dyt.data());
-      im2col_flat(p, x, g, c0, c1, q0, cols, col.data());
+      const WStep& w = st[size_t(s)];
+      const bool single = w.n1 - w.n0 == 1;
       GemmArgs a;
-      a.M = r; a.N = mb; a.K = cols;
-      a.A = col.data(); a.lda = cols;
-      a.B = dyt.data(); a.ldb = mb;
+      a.trans_b = true;
+      a.M = r; a.N = mb; a.K = w.cols;
+      if (single && direct_x) {
+        a.A = x + (w.n0 * p.C + g * Cg + c0) * hw + w.j0; a.lda = hw;
+      } else {
+        col.resize(size_t(r * w.cols));
+        if (single)
+          im2col_rows(p, x + (w.n0 * p.C + g * Cg) * hw, c0, c1, w.j0, w.cols, col.data(), w.cols);
+        else
+          im2col_flat(p, x, g, c0, c1, w.n0 * ohw, w.cols, col.data());
+        a.A = col.data(); a.lda = w.cols;
+      }
+      if (single) {
+        a.B = gy + (w.n0 * p.K + g * Kg + m0) * ohw + w.j0; a.ldb = ohw;
+      } else {
+        dy.resize(size_t(mb * w.cols));
+        gather_grad_out(p, gy, g, m0, m1, w.n0 * ohw, w.cols, dy.data());
+        a.B = dy.data(); a.ldb = w.cols;
+      }
       a.C = CT; a.ldc = mb;
       a.beta = s == s0 ? 0.f : 1.f;
       kt.sgemm(a);
@@ -444,11 +462,11 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
     const index_t S = std::min<index_t>(4, steps), wg = Kg * rows;
     std::vector<float> part(size_t(S * G * wg));
     parallel_for(G * S, 1, [&](index_t b, index_t e) {
-      std::vector<float> col, dyt;
+      std::vector<float> col, dy;
       for (index_t job = b; job < e; ++job) {
         const index_t s = job % S, g = job / S;
         run(g, 0, Kg, 0, Cg, steps * s / S, steps * (s + 1) / S,
-            part.data() + (s * G + g) * wg, col, dyt);
+            part.data() + (s * G + g) * wg, col, dy);
       }
     });
     const index_t ws = G * wg;
@@ -473,7 +491,7 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
   index_t mb = G * nc >= want ? 1 : std::min(ceil_div(Kg, 16), ceil_div(want, G * nc));
   const index_t mpb = ceil_div(Kg, mb), nm = ceil_div(Kg, mpb);
   parallel_for(G * nc * nm, 1, [&](index_t b, index_t e) {
-    std::vector<float> col, dyt, ct;
+    std::vector<float> col, dy, ct;
     for (index_t job = b; job < e; ++job) {
       const index_t mi = job % nm, rest = job / nm;
       const index_t ci = rest % nc, g = rest / nc;
@@ -481,7 +499,7 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
       const index_t m0 = mi * mpb, m1 = std::min(Kg, m0 + mpb);
       const index_t r = (c1 - c0) * khkw, mbk = m1 - m0;
       ct.resize(size_t(r * mbk));
-      run(g, m0, m1, c0, c1, 0, steps, ct.data(), col, dyt);
+      run(g, m0, m1, c0, c1, 0, steps, ct.data(), col, dy);
       for (index_t m = 0; m < mbk; ++m) {
         float* dst = gw + (g * Kg + m0 + m) * rows + c0 * khkw;
         for (index_t rr = 0; rr < r; ++rr) dst[rr] = ct[size_t(rr * mbk + m)];
