@@ -1,6 +1,7 @@
 """InferenceSession: onnxruntime's API shape over convcore's kernels."""
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,6 +21,16 @@ _TYPE_NAMES = {np.dtype(np.float32): "tensor(float)", np.dtype(np.float64): "ten
                np.dtype(np.uint8): "tensor(uint8)", np.dtype(np.bool_): "tensor(bool)",
                np.dtype(np.int16): "tensor(int16)", np.dtype(np.uint16): "tensor(uint16)",
                np.dtype(np.uint32): "tensor(uint32)", np.dtype(np.uint64): "tensor(uint64)"}
+
+
+def _load_malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim   # glibc only
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,7 @@ class InferenceSession:
         for v in self.graph.constants.values():
             v.flags.writeable = False
         self._plans = OrderedDict()
+        self._biggest_feed = 0
         self._lock = threading.Lock()
         self._inputs = [self._arg(s) for s in self.graph.inputs]
         self._outputs = [self._arg(s) for s in self.graph.outputs]
@@ -124,6 +136,7 @@ class InferenceSession:
         env = self._check_feeds(input_feed)
         key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(env.items()))
         self._plan_for(key, env)
+        nbytes = sum(v.nbytes for k, v in env.items())
         if self.threads is not None and _core.get_num_threads() != self.threads:
             _core.set_num_threads(self.threads)
         env.update(self.graph.constants)
@@ -134,7 +147,19 @@ class InferenceSession:
             if not (v.flags.writeable and v.flags.owndata):
                 v = np.array(v, copy=True)   # detach views of constants/inputs
             out.append(v)
+        del env
+        self._give_back_memory(nbytes)
         return out
+
+    def _give_back_memory(self, nbytes: int) -> None:
+        """After a run at a smaller shape than the largest seen, hand freed heap
+        pages back to the OS (glibc keeps them otherwise: the "arena never
+        shrinks" complaint). Cheap, and only when the shape got smaller."""
+        with self._lock:
+            biggest = self._biggest_feed
+            self._biggest_feed = max(biggest, nbytes)
+        if nbytes < biggest and _malloc_trim is not None:
+            _malloc_trim(0)
 
     def _plan_for(self, key, env):
         """Per input-shape plan: cached kernel choices for the node report.
