@@ -65,6 +65,9 @@ class InferenceSession:
         graph = build_graph(proto, base_dir)
         self.graph = optimize(graph, base_dir, optimize_level)
         self.free_after = plan_memory(self.graph)
+        for n in self.graph.nodes:
+            if hasattr(n.op, "prepare"):
+                n.op.prepare(self.graph.constants)
         for v in self.graph.constants.values():
             v.flags.writeable = False
         self._plans = OrderedDict()
