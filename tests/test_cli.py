@@ -87,6 +87,9 @@ def test_run_npy_input_and_bench(tmp_path, capsys):
     assert res["outputs"][0]["shape"] == [2, 5]
     b = res["bench"]
     assert b["runs"] == 3 and b["p50_ms"] > 0 and b["p90_ms"] >= b["p50_ms"] and b["peak_rss_mb"] > 0
+    assert cli.main(["bench", model, "--runs", "2", "--batch-size", "3", "--json"]) == 0
+    b = json.loads(capsys.readouterr().out)["bench"]
+    assert b["runs"] == 2 and b["batch"] == 3
 
 
 def test_run_errors_are_clear(tmp_path, capsys):

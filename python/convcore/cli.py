@@ -6,6 +6,7 @@
     convcore run model.onnx --input input=x.npy --output out.npz
     convcore run model.onnx --bench 50 --batch-size 8
     convcore info model.onnx
+    convcore bench model.onnx --runs 50 --batch-size 8
 """
 from __future__ import annotations
 
@@ -353,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pixels are divided by this before mean/std (1 keeps 0..255)")
     r.add_argument("--channel-order", choices=["rgb", "bgr"], default="rgb")
     r.add_argument("--layout", choices=["auto", "nchw", "nhwc"], default="auto")
+    b = sub.add_parser("bench", help="time a model on random inputs (= run MODEL --bench N)")
+    b.add_argument("model")
+    b.add_argument("--runs", type=int, default=20)
+    b.add_argument("--batch-size", type=int, default=1)
+    b.add_argument("--threads", type=int)
+    b.add_argument("--json", action="store_true")
     i = sub.add_parser("info", help="inputs, outputs, operators, parameters, FLOPs")
     i.add_argument("model")
     i.add_argument("--batch-size", type=int, default=1, help="batch used for FLOPs of dynamic models")
@@ -371,6 +378,10 @@ def main(argv=None) -> int:
     if getattr(args, "batch_size", 1) <= 0:
         print("convcore: error: --batch-size must be positive", file=sys.stderr)
         return 2
+    if args.command == "bench":
+        args = p.parse_args(["run", args.model, "--bench", str(args.runs), "--batch-size",
+                             str(args.batch_size)] + (["--threads", str(args.threads)] if args.threads else [])
+                            + (["--json"] if args.json else []))
     try:
         return cmd_run(args) if args.command == "run" else cmd_info(args)
     except CliError as e:
