@@ -62,12 +62,17 @@ class InferenceSession:
             raise ValueError(f"InferenceSession: threads must be a positive int, got {threads!r}")
         self.threads = threads
         proto, base_dir = load_model(model)
-        graph = build_graph(proto, base_dir)
+        graph = build_graph(proto, base_dir, release_data=proto is not model)
+        del proto
         self.graph = optimize(graph, base_dir, optimize_level)
-        self.free_after = plan_memory(self.graph)
         for n in self.graph.nodes:
             if hasattr(n.op, "prepare"):
                 n.op.prepare(self.graph.constants)
+        # Constants no node reads any more (weights now held packed) are dropped.
+        used = {i for n in self.graph.nodes for i in n.inputs} | {o.name for o in self.graph.outputs}
+        for name in [k for k in self.graph.constants if k not in used]:
+            del self.graph.constants[name]
+        self.free_after = plan_memory(self.graph)
         for v in self.graph.constants.values():
             v.flags.writeable = False
         self._plans = OrderedDict()
@@ -194,8 +199,9 @@ class InferenceSession:
                     f"clip({n.op.act[1]:g},{n.op.act[2]:g})"
                 row["epilogue"] = act
                 row["post"] = n.op.post[0] if n.op.post else None
-                if n.inputs[0] in shapes and n.inputs[1] in shapes:
-                    row["kernel"] = n.op.describe(shapes[n.inputs[0]], shapes[n.inputs[1]])
+                w_shape = shapes.get(n.inputs[1]) if n.inputs[1] else getattr(n.op, "w_shape", None)
+                if n.inputs[0] in shapes and w_shape is not None:
+                    row["kernel"] = n.op.describe(shapes[n.inputs[0]], w_shape)
             row["inplace"] = bool(n.op.inplace)
             if n.outputs[0] in shapes:
                 row["out_shape"] = tuple(shapes[n.outputs[0]])

@@ -52,6 +52,7 @@ def apply_post(post, y):
 
 @register("Conv", since=1)
 class Conv(Op):
+    min_inputs = 2   # X and W (W may later be dropped from the node once packed)
     def setup(self):
         self.group = self.attr("group", "int", 1)
         if self.group <= 0:
@@ -86,6 +87,10 @@ class Conv(Op):
                                  s, p, d, self.group, lo, hi)
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"{self.label}: {e}") from None
+        # The packed copy is all the kernel needs: stop reading the float weights
+        # (and bias) so the session can drop them (weights held once, not twice).
+        self.w_shape = tuple(w.shape)
+        self.node.inputs = [self.node.inputs[0], "", ""] + list(self.node.inputs[3:])
 
     def _bounds(self):
         if self.act == "relu":
@@ -114,8 +119,12 @@ class Conv(Op):
                              f"{ws[1]} x group {self.group} = {ws[1] * self.group}")
         return nsp, s, p, d
 
-    def run(self, x, w, b=None, *rest):
+    def run(self, x, w=None, b=None, *rest):
         x = _f32(self, "input X", x)
+        if w is None:
+            if self.packed is None:
+                raise ValueError(f"{self.label}: missing weight input W")
+            return self.run_packed(x, rest[0] if rest else None)
         w = _f32(self, "weight W", w)
         nsp, s, p, d = self.params(x.shape, w.shape)
         if nsp == 1:
@@ -155,6 +164,33 @@ class Conv(Op):
             y = y.reshape(y.shape[0], y.shape[1], y.shape[3])
         if y_res_later is not None:
             y = y + y_res_later
+        return [apply_post(self.post, y)]
+
+    def run_packed(self, x, res):
+        ws = self.w_shape
+        nsp, s, p, d = self.params(x.shape, ws)
+        if nsp == 1:
+            x = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
+        oh = (x.shape[2] + p[0] + p[2] - d[0] * ((ws[2] if nsp == 2 else 1) - 1) - 1) // s[0] + 1
+        ow = (x.shape[3] + p[1] + p[3] - d[1] * (ws[-1] - 1) - 1) // s[1] + 1
+        later = None
+        if res is not None:
+            res = _f32(self, "residual", res)
+            want = (x.shape[0], ws[0], oh, ow) if nsp == 2 else (x.shape[0], ws[0], ow)
+            if res.shape != want:
+                later, res = res, None       # broadcasting Add: after the kernel
+            elif nsp == 1:
+                res = res.reshape(x.shape[0], ws[0], 1, ow)
+        try:
+            if later is not None and self.act is not None:
+                raise ValueError("a broadcasting residual cannot be fused with an activation")
+            y = self.packed.run(x, res)
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"{self.label}: {e}") from None
+        if nsp == 1:
+            y = y.reshape(y.shape[0], y.shape[1], y.shape[3])
+        if later is not None:
+            y = y + later
         return [apply_post(self.post, y)]
 
     def describe(self, x_shape, w_shape) -> str:
