@@ -191,7 +191,10 @@ def build_graph(proto: onnx.ModelProto, base_dir, release_data: bool = False) ->
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
                 raise ModelError(f"node '{n.name or i}' ({n.op_type}): subgraph attribute "
                                  f"'{a.name}' (control flow) is not supported")
-            attrs[a.name] = a
+            # A copy, so the graph does not keep the whole parsed model alive.
+            a2 = onnx.AttributeProto()
+            a2.CopyFrom(a)
+            attrs[a.name] = a2
         nodes.append(Node(name=n.name or f"{n.op_type}_{i}", op_type=n.op_type,
                           inputs=list(n.input), outputs=list(n.output), attrs=attrs,
                           domain=n.domain))

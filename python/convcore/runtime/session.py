@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,14 +65,22 @@ class InferenceSession:
         graph = build_graph(proto, base_dir, release_data=proto is not model)
         del proto
         self.graph = optimize(graph, base_dir, optimize_level)
+        # Pack weights; a float weight no node reads any more is dropped at once,
+        # so load-time memory peaks at one layer's extra copy, not the model's.
+        uses = Counter(i for n in self.graph.nodes for i in n.inputs if i)
+        uses.update(o.name for o in self.graph.outputs)
         for n in self.graph.nodes:
             if hasattr(n.op, "prepare"):
+                before = list(n.inputs)
                 n.op.prepare(self.graph.constants)
-        # Constants no node reads any more (weights now held packed) are dropped.
-        used = {i for n in self.graph.nodes for i in n.inputs} | {o.name for o in self.graph.outputs}
-        for name in [k for k in self.graph.constants if k not in used]:
-            del self.graph.constants[name]
+                for name in before:
+                    if name and name not in n.inputs:
+                        uses[name] -= 1
+                        if uses[name] <= 0:
+                            self.graph.constants.pop(name, None)
         self.free_after = plan_memory(self.graph)
+        if _malloc_trim is not None:
+            _malloc_trim(0)   # the parsed model and unpacked weights are gone: return the pages
         for v in self.graph.constants.values():
             v.flags.writeable = False
         self._plans = OrderedDict()
