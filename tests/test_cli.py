@@ -87,6 +87,10 @@ def test_run_npy_input_and_bench(tmp_path, capsys):
     assert res["outputs"][0]["shape"] == [2, 5]
     b = res["bench"]
     assert b["runs"] == 3 and b["p50_ms"] > 0 and b["p90_ms"] >= b["p50_ms"] and b["peak_rss_mb"] > 0
+    assert cli.main(["run", model, "--report", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)["node_report"]
+    conv = next(r for r in rep if r["op_type"] == "Conv")
+    assert conv["fused"] == ["Relu"] and conv["kernel"] and conv["ms"] >= 0
     assert cli.main(["bench", model, "--runs", "2", "--batch-size", "3", "--json"]) == 0
     b = json.loads(capsys.readouterr().out)["bench"]
     assert b["runs"] == 2 and b["batch"] == 3

@@ -209,8 +209,9 @@ def cmd_run(args) -> int:
         feeds_for_bench = first_feeds
     else:
         feeds = _npy_feeds(args, sess) if args.input else _random_feeds(sess, args.batch_size)
-        if not args.input and not args.bench:
-            raise CliError("nothing to run: give --image PATH, --input NAME=FILE.npy or --bench N")
+        if not args.input and not args.bench and not args.report:
+            raise CliError("nothing to run: give --image PATH, --input NAME=FILE.npy, --bench N "
+                           "or --report")
         feeds_for_bench = feeds
         if args.input:
             outs = sess.run(None, feeds)
@@ -235,6 +236,18 @@ def cmd_run(args) -> int:
                   else all_outputs[0][i] for i, o in enumerate(sess.get_outputs())}
         np.savez(args.output, **arrays)
         result["saved"] = args.output
+    if args.report:
+        prof = {r["name"]: r["ms"] for r in sess.profile(feeds_for_bench, runs=3)}
+        rep = sess.node_report(feeds_for_bench)
+        for r in rep:
+            r["ms"] = prof.get(r["name"])
+        result["node_report"] = rep
+        if not args.json:
+            print("per-node report (optimised graph; kernel = convcore's choice):", file=out)
+            for r in rep:
+                extra = "+".join(r["fused"]) if r["fused"] else ""
+                print(f"  {r['name'][:44]:44s} {r['op_type']:18s} {r.get('kernel', ''):26s} "
+                      f"{extra:24s} {r['ms']:8.3f} ms", file=out)
     if args.bench:
         b = _bench(sess, feeds_for_bench, args.bench)
         result["bench"] = b
@@ -346,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("--bench", type=int, default=0, metavar="N", help="N timed runs after warm-up")
     r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.add_argument("--report", action="store_true",
+                   help="per-node report: fusions, chosen conv kernel, time per node")
     r.add_argument("--size", type=int, help="crop size (default: the model's input size, else 224)")
     r.add_argument("--resize", type=int, help="shorter side before the crop (default size*256/224)")
     r.add_argument("--mean", default="0.485,0.456,0.406")

@@ -191,6 +191,20 @@ class InferenceSession:
             return plan
 
     # ---- introspection ----------------------------------------------------------
+    def profile(self, feeds, runs: int = 3) -> list:
+        """Per node of the optimised graph: name, op type, mean milliseconds
+        over `runs` runs (after one warm-up)."""
+        self.run(None, feeds)
+        total = [0.0] * len(self.graph.nodes)
+        for _ in range(runs):
+            env = self._check_feeds(feeds)
+            env.update(self.graph.constants)
+            t = []
+            run_nodes(self.graph, self.free_after, env, timings=t)
+            total = [a + b for a, b in zip(total, t)]
+        return [{"name": n.name, "op_type": n.op_type, "ms": 1e3 * v / runs}
+                for n, v in zip(self.graph.nodes, total)]
+
     def node_report(self, feeds=None):
         """Per node: name, op type, what was fused into it, and for convs the
         kernel chosen (needs feeds, or uses shapes of the last run)."""
