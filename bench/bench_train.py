@@ -96,7 +96,7 @@ def time_steps(step, n):
 
 
 def kernel_share(step, n):
-    """(seconds in convcore._core calls, total seconds) per step, for one convcore run.
+    """(seconds in convcore._core calls, total, {kernel: seconds}) per step, for one run.
 
     Every _core entry point nn uses is wrapped with a timer; the remainder of
     the step is the Python layer: autograd bookkeeping, argument checks and
@@ -104,16 +104,19 @@ def kernel_share(step, n):
     """
     core = convcore._core
     spent = [0.0]
+    per_op: dict[str, float] = {}
     saved = {}
     for name in ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
                  "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d",
                  "global_pool2d_backward", "relu", "relu_backward"):
         fn = saved[name] = getattr(core, name)
 
-        def timed(*a, _fn=fn):
+        def timed(*a, _fn=fn, _name=name):
             t = time.perf_counter()
             r = _fn(*a)
-            spent[0] += time.perf_counter() - t
+            dt = time.perf_counter() - t
+            spent[0] += dt
+            per_op[_name] = per_op.get(_name, 0.0) + dt
             return r
         setattr(core, name, timed)
     try:
@@ -124,7 +127,7 @@ def kernel_share(step, n):
     finally:
         for name, fn in saved.items():
             setattr(core, name, fn)
-    return spent[0] / n, total / n
+    return spent[0] / n, total / n, {k: v / n for k, v in per_op.items()}
 
 
 def main():
@@ -143,7 +146,7 @@ def main():
         torch.set_num_threads(args.threads)
     print(f"convcore {convcore.__version__} ({convcore.cpu_info()['isa']}), threads={args.threads}"
           + (f", torch {torch.__version__}" if torch else ""))
-    rows = []
+    rows, ops = [], []
     for name in args.models.split(","):
         make, shape = MODELS[name]
         rng = np.random.default_rng(0)
@@ -163,8 +166,9 @@ def main():
             for k, step in engines.items():
                 best[k] = min(best[k], time_steps(step, args.steps))
                 time.sleep(0.2)
-        kern, total = kernel_share(engines["convcore"], args.steps * 2)
+        kern, total, per_op = kernel_share(engines["convcore"], args.steps * 2)
         rows.append((name, shape, best, (kern, total)))
+        ops.append((name, total, per_op))
 
     print(f"\n{'model':8} {'input':>14} {'convcore ms':>12} {'torch ms':>9} {'speedup':>8}   "
           f"{'in kernels':>10} {'outside':>8}")
@@ -175,6 +179,11 @@ def main():
     print("\nspeedup = torch time / convcore time (>1: convcore faster). 'in kernels' / "
           "'outside': share of convcore's step spent inside convcore._core calls / in the "
           "Python layer (autograd, checks, numpy BatchNorm/loss/SGD), from one extra timed run.")
+    print("\nconvcore kernel time per step (ms) in that run:")
+    for name, total, per_op in ops:
+        parts = sorted(per_op.items(), key=lambda kv: -kv[1])
+        print(f"  {name:8} " + ", ".join(f"{k} {v * 1e3:.2f}" for k, v in parts)
+              + f"; outside kernels {(total - sum(per_op.values())) * 1e3:.2f}")
 
 
 if __name__ == "__main__":
