@@ -21,6 +21,20 @@ __all__ = [
 
 _INF = math.inf
 
+# CUDA builds: a call with any convcore.cuda.DeviceArray input runs on the GPU
+# (convcore/_cuda_functional.py, which rejects host/device mixes). In a
+# CPU-only build _DA is None and the numpy path pays one `is None` test.
+_DA = _core.cuda.DeviceArray if getattr(_core, "cuda_built", False) else None
+
+
+def _on_device(*arrays) -> bool:
+    return any(isinstance(a, _DA) for a in arrays)
+
+
+def _gpu():
+    from . import _cuda_functional
+    return _cuda_functional
+
 
 def _conv_args(op, x, weight, stride, padding, dilation, groups):
     x = as_f32(op, "input", x, 4)
@@ -61,6 +75,9 @@ def conv2d_fused(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1
 
     activation: None | "relu" | ("clip", lo, hi).
     """
+    if _DA is not None and _on_device(x, weight, bias, residual):
+        return _gpu().conv2d_fused(x, weight, bias, stride, padding, dilation, groups, activation,
+                                   residual, algo)
     op = "conv2d"
     x, weight, stride, pad, dilation, groups = _conv_args(op, x, weight, stride, padding,
                                                           dilation, groups)
@@ -92,6 +109,9 @@ def conv_algorithm(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1) 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1, bias=True):
     """Gradients of conv2d: ``(grad_x, grad_w, grad_b or None)``."""
+    if _DA is not None and _on_device(grad_out, x, weight):
+        return _gpu().conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
+                                      bias)
     op = "conv2d_backward"
     x, weight, stride, pad, dilation, groups = _conv_args(op, x, weight, stride, padding,
                                                           dilation, groups)
@@ -149,6 +169,9 @@ def _grad(op, grad_out, shape):
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """Max pooling; with return_indices also the flat h*W+w index of each max."""
+    if _DA is not None and isinstance(x, _DA):
+        return _gpu().max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode,
+                                 return_indices)
     x, k, s, p, d, _ = _pool_args("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     return _core.max_pool2d_forward(x, list(k), list(s), list(p), list(d), bool(ceil_mode),
                                     bool(return_indices))
@@ -156,6 +179,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
 def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilation=1,
                         ceil_mode=False):
+    if _DA is not None and _on_device(grad_out, x):
+        return _gpu().max_pool2d_backward(grad_out, x, kernel_size, stride, padding, dilation,
+                                          ceil_mode)
     op = "max_pool2d_backward"
     x, k, s, p, d, oshape = _pool_args(op, x, kernel_size, stride, padding, dilation, ceil_mode)
     grad_out = _grad(op, grad_out, oshape)
@@ -163,6 +189,8 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilati
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    if _DA is not None and isinstance(x, _DA):
+        return _gpu().avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
     x, k, s, p, _, _ = _pool_args("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
     return _core.avg_pool2d_forward(x, list(k), list(s), list(p), bool(ceil_mode),
                                     bool(count_include_pad))
@@ -170,6 +198,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 
 def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True):
+    if _DA is not None and _on_device(grad_out, x):
+        return _gpu().avg_pool2d_backward(grad_out, x, kernel_size, stride, padding, ceil_mode,
+                                          count_include_pad)
     op = "avg_pool2d_backward"
     x, k, s, p, _, oshape = _pool_args(op, x, kernel_size, stride, padding, 1, ceil_mode)
     grad_out = _grad(op, grad_out, oshape)
@@ -179,21 +210,29 @@ def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, ceil_m
 
 def global_avg_pool2d(x):
     """Mean over H and W: (N, C, H, W) -> (N, C, 1, 1)."""
+    if _DA is not None and isinstance(x, _DA):
+        return _gpu().global_avg_pool2d(x)
     return _core.global_avg_pool2d(as_f32("global_avg_pool2d", "input", x, 4))
 
 
 def global_max_pool2d(x):
     """Max over H and W: (N, C, H, W) -> (N, C, 1, 1)."""
+    if _DA is not None and isinstance(x, _DA):
+        return _gpu().global_max_pool2d(x)
     return _core.global_max_pool2d(as_f32("global_max_pool2d", "input", x, 4))
 
 
 def global_avg_pool2d_backward(grad_out, x):
+    if _DA is not None and _on_device(grad_out, x):
+        return _gpu().global_avg_pool2d_backward(grad_out, x)
     op = "global_avg_pool2d_backward"
     x = as_f32(op, "input", x, 4)
     return _core.global_pool2d_backward(_grad(op, grad_out, x.shape[:2] + (1, 1)), x, False)
 
 
 def global_max_pool2d_backward(grad_out, x):
+    if _DA is not None and _on_device(grad_out, x):
+        return _gpu().global_max_pool2d_backward(grad_out, x)
     op = "global_max_pool2d_backward"
     x = as_f32(op, "input", x, 4)
     return _core.global_pool2d_backward(_grad(op, grad_out, x.shape[:2] + (1, 1)), x, True)
@@ -201,11 +240,15 @@ def global_max_pool2d_backward(grad_out, x):
 
 def relu(x):
     """max(x, 0) into a new array (any shape)."""
+    if _DA is not None and isinstance(x, _DA):
+        return _gpu().relu(x)
     return _core.relu(as_f32("relu", "input", x), None)
 
 
 def relu_(x):
     """max(x, 0) in place; x must be a writeable float32 C-contiguous array."""
+    if _DA is not None and isinstance(x, _DA):
+        return _gpu().relu_(x)
     if not isinstance(x, np.ndarray) or x.dtype != np.float32:
         raise TypeError(f"relu_: input must be a float32 numpy array, got "
                         f"{getattr(x, 'dtype', type(x).__name__)}")
@@ -217,6 +260,8 @@ def relu_(x):
 
 def relu_backward(grad_out, x):
     """grad_out where x > 0, else 0."""
+    if _DA is not None and _on_device(grad_out, x):
+        return _gpu().relu_backward(grad_out, x)
     op = "relu_backward"
     x = as_f32(op, "input", x)
     grad_out = as_f32(op, "grad_out", grad_out)
