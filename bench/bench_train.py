@@ -17,6 +17,7 @@ Run:  PYTHONPATH=python python3 bench/bench_train.py --threads 2
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -163,7 +164,8 @@ def main():
         import torch
         torch.set_num_threads(args.threads)
     print(f"convcore {convcore.__version__} ({convcore.cpu_info()['isa']}), threads={args.threads}"
-          + (f", torch {torch.__version__}" if torch else ""))
+          + (f", torch {torch.__version__}" if torch else "")
+          + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     rows = []
     for name in args.models.split(","):
         make, shape = MODELS[name]
@@ -202,6 +204,7 @@ def main():
         parts = sorted(sp["per_op"].items(), key=lambda kv: -kv[1])
         print(f"  {name:8} " + ", ".join(f"{k} {v * 1e3:.2f}" for k, v in parts)
               + f"; numpy BN {sp['batchnorm'] * 1e3:.2f}; rest {sp['rest'] * 1e3:.2f}")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
