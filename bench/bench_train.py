@@ -89,11 +89,14 @@ def torch_stepper(model, x, y):
     return step
 
 
+CLOCK = time.perf_counter
+
+
 def time_steps(step, n):
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(n):
         step()
-    return (time.perf_counter() - t0) / n
+    return (CLOCK() - t0) / n
 
 
 def time_split(step, n):
@@ -156,14 +159,20 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--models", default="lenet5,resnet")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: process CPU time, steadier on a loaded machine; equals the "
+                         "latency only with --threads 1")
     args = ap.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 
     convcore.set_num_threads(args.threads)
     torch = None
     if not args.no_torch:
         import torch
         torch.set_num_threads(args.threads)
-    print(f"convcore {convcore.__version__} ({convcore.cpu_info()['isa']}), threads={args.threads}"
+    print(f"convcore {convcore.__version__} ({convcore.cpu_info()['isa']}), threads={args.threads}, "
+          f"clock={args.clock}"
           + (f", torch {torch.__version__}" if torch else "")
           + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     rows = []

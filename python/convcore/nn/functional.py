@@ -2,8 +2,9 @@
 
 conv2d, pooling and relu run forward and backward in the compiled kernels
 (``convcore._core``), and so does a float32 linear layer (as a 1x1 convolution,
-i.e. one GEMM); batch norm, dropout and the losses are a few lines of numpy. Arguments are checked once, in the forward call, by the same
-helpers the plain functional API uses, so backward can call ``_core`` directly.
+i.e. one GEMM); batch norm, dropout and the losses are a few lines of numpy.
+Arguments are checked once, in the forward call, by the same helpers the plain
+functional API uses, so backward can call ``_core`` directly.
 """
 from __future__ import annotations
 
