@@ -112,6 +112,11 @@ struct KernelTable {
   void (*pool_hmax)(index_t OW, index_t sw, index_t kw, index_t dw, const float* row, float* y) = nullptr;
   void (*pool_havg)(index_t OW, index_t sw, index_t kw, const float* row, const float* div, float* y) = nullptr;
   void (*pool_argmax_row)(const PoolArgmaxRow& r) = nullptr;
+  // Average-pool backward along a row, as a gather: out[iw] = sum over taps
+  // j < kw with (iw + pad_l - j) = sw*t of g[t]. g is zero-padded: at least
+  // kw/sw + 1 floats before g[0] and kw + 2*16 after g[OW-1].
+  void (*pool_avg_hgather)(index_t W, index_t sw, index_t kw, index_t pad_l, const float* g,
+                           float* out) = nullptr;
 };
 
 // The table for this CPU (chosen on first use; CONVCORE_ISA=baseline|avx2|

@@ -257,41 +257,48 @@ void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
   });
 }
 
+// floor(a / b) for b > 0 and any sign of a
+inline index_t floor_div(index_t a, index_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Average backward as a gather (every grad_x element written once, no
+// scatter): grad_out is first divided by each window's divisor; input row
+// ih then sums the divided rows of the windows that cover it (vertical),
+// and the horizontal pass gathers along that row (kernels().pool_avg_hgather).
 void avg_pool2d_backward(const Pool2dParams& p, const float* gy, float* gx) {
-  const index_t hw = p.H * p.W, ohw = p.OH * p.OW, L = row_len(p);
+  const index_t hw = p.H * p.W, ohw = p.OH * p.OW;
   const std::vector<float> wc = col_counts(p);
-  const bool empty_window = std::any_of(wc.begin(), wc.end(), [](float c) { return c <= 0.f; });
   const KernelTable& kt = kernels();
+  const index_t pre = p.kw + 2, len = pre + p.OW + p.kw + 2 * 16 + 4;
+  const bool empty_window = std::any_of(wc.begin(), wc.end(), [](float c) { return c <= 0.f; });
   parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
-    std::vector<float> row(static_cast<size_t>(L)), g(static_cast<size_t>(p.OW));
-    const float* mid = row.data() + p.pad_l;
+    std::vector<float> gdiv(static_cast<size_t>(ohw)), row(static_cast<size_t>(len), 0.f);
+    float* mid = row.data() + pre;
     for (index_t nc = b; nc < e; ++nc) {
       const float* gp = gy + nc * ohw;
-      float* gxp = gx + nc * hw;
-      std::memset(gxp, 0, size_t(hw) * sizeof(float));
       for (index_t oh = 0; oh < p.OH; ++oh) {
         const index_t hs = oh * p.stride_h - p.pad_t;
-        const index_t h0 = std::max<index_t>(hs, 0), h1 = std::min(hs + p.kh, p.H);
-        if (h0 >= h1) continue;
         const float hc = float(axis_count(p, hs, p.kh, p.H, p.pad_b));
         const float* gr = gp + oh * p.OW;
-        float* gv = g.data();
-        for (index_t ow = 0; ow < p.OW; ++ow) gv[ow] = gr[ow] / (hc * wc[size_t(ow)]);
-        if (empty_window)  // windows without a real element pass nothing
+        float* dr = gdiv.data() + oh * p.OW;
+        for (index_t ow = 0; ow < p.OW; ++ow) dr[ow] = gr[ow] / (hc * wc[size_t(ow)]);
+        if (hc <= 0.f)  // windows without a real element pass nothing
+          std::fill(dr, dr + p.OW, 0.f);
+        else if (empty_window)
           for (index_t ow = 0; ow < p.OW; ++ow)
-            if (wc[size_t(ow)] <= 0.f) gv[ow] = 0.f;
-        // Horizontal scatter into the padded row, then add it to each input
-        // row of the window (the transpose of the forward passes).
-        std::fill(row.begin(), row.end(), 0.f);
-        float* r = row.data();
-        if (p.stride_w == 1) {
-          for (index_t j = 0; j < p.kw; ++j)
-            for (index_t ow = 0; ow < p.OW; ++ow) r[ow + j] += g[size_t(ow)];
-        } else {
-          for (index_t ow = 0; ow < p.OW; ++ow)
-            for (index_t j = 0; j < p.kw; ++j) r[ow * p.stride_w + j] += g[size_t(ow)];
+            if (wc[size_t(ow)] <= 0.f) dr[ow] = 0.f;
+      }
+      float* gxp = gx + nc * hw;
+      for (index_t ih = 0; ih < p.H; ++ih) {
+        const index_t lo = std::max<index_t>(0, floor_div(ih + p.pad_t - p.kh, p.stride_h) + 1);
+        const index_t hi = std::min(p.OH - 1, floor_div(ih + p.pad_t, p.stride_h));
+        float* out = gxp + ih * p.W;
+        if (lo > hi) {
+          std::fill(out, out + p.W, 0.f);
+          continue;
         }
-        for (index_t ih = h0; ih < h1; ++ih) kt.pool_vadd(p.W, mid, gxp + ih * p.W);
+        std::memcpy(mid, gdiv.data() + lo * p.OW, size_t(p.OW) * sizeof(float));
+        for (index_t oh = lo + 1; oh <= hi; ++oh) kt.pool_vadd(p.OW, gdiv.data() + oh * p.OW, mid);
+        kt.pool_avg_hgather(p.W, p.stride_w, p.kw, p.pad_l, mid, out);
       }
     }
   });

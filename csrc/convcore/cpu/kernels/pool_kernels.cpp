@@ -19,6 +19,24 @@ constexpr vi kEven = {0, 2, 4, 6, 8, 10, 12, 14};
 constexpr vi kEven = {0, 2, 4, 6};
 #endif
 
+// Interleave a and b: lanes a0 b0 a1 b1 ... (lo: first kVW, hi: the rest).
+inline void zip(vf a, vf b, vf* lo, vf* hi) {
+#if defined(__clang__)
+  for (int l = 0; l < kVW / 2; ++l) {
+    (*lo)[2 * l] = a[l]; (*lo)[2 * l + 1] = b[l];
+    (*hi)[2 * l] = a[l + kVW / 2]; (*hi)[2 * l + 1] = b[l + kVW / 2];
+  }
+#else
+  vi ml, mh;
+  for (int l = 0; l < kVW / 2; ++l) {
+    ml[2 * l] = l; ml[2 * l + 1] = l + kVW;
+    mh[2 * l] = l + kVW / 2; mh[2 * l + 1] = l + kVW + kVW / 2;
+  }
+  *lo = __builtin_shuffle(a, b, ml);
+  *hi = __builtin_shuffle(a, b, mh);
+#endif
+}
+
 // Lanes p[0], p[2], ..., p[2*(kVW-1)].
 inline vf load_even(const float* p) {
 #if defined(__clang__)
@@ -114,6 +132,58 @@ void pool_havg(index_t OW, index_t sw, index_t kw, const float* row, const float
     float a = r[0];
     for (index_t j = 1; j < kw; ++j) a += r[j];
     y[ow] = a / div[ow];
+  }
+}
+
+void pool_avg_hgather(index_t W, index_t sw, index_t kw, index_t pl, const float* g, float* out) {
+  index_t iw = 0;
+  if (sw == 1 && W >= kVW) {
+    // out[iw] = sum_j g[iw + pl - j]
+    vector_blocks(W, [&](index_t o) {
+      vf a = load(g + o + pl);
+      for (index_t j = 1; j < kw; ++j) a += load(g + o + pl - j);
+      store(out + o, a);
+    });
+    return;
+  }
+  if (sw == 2) {
+    // Blocks of 2*kVW outputs whose padded column c = iw + pl starts even:
+    // even c = 2t gets the even taps (j = 2u: g[t - u]), odd c = 2t + 1 the
+    // odd taps (j = 2u + 1: g[t - u]); the two sums are interleaved.
+    const index_t start = pl % 2;
+    for (; iw < start && iw < W; ++iw) {
+      float a = 0.f;
+      for (index_t j = 0; j < kw; ++j)
+        if ((iw + pl - j) % 2 == 0) a += g[(iw + pl - j) / 2];
+      out[iw] = a;
+    }
+    auto block = [&](index_t i0) {
+      const index_t t = (i0 + pl) / 2;
+      vf ae = load(g + t), ao = kw > 1 ? load(g + t) : vf{};
+      for (index_t u = 1; 2 * u < kw; ++u) ae += load(g + t - u);
+      for (index_t u = 1; 2 * u + 1 < kw; ++u) ao += load(g + t - u);
+      vf lo, hi;
+      zip(ae, ao, &lo, &hi);
+      store(out + i0, lo);
+      store(out + i0 + kVW, hi);
+    };
+    for (; iw + 2 * kVW <= W; iw += 2 * kVW) block(iw);
+    // the ragged end: one more block overlapping the last (same parity)
+    index_t last = W - 2 * kVW;
+    if (last >= start && (last - start) % 2 != 0) --last;
+    if (iw < W && last >= start) {
+      block(last);
+      iw = last + 2 * kVW;  // W or W - 1 (parity): the scalar loop ends it
+    }
+  }
+  for (; iw < W; ++iw) {
+    float a = 0.f;
+    for (index_t j = 0; j < kw; ++j) {
+      const index_t c = iw + pl - j;  // may be negative: g has padding before
+      const index_t cc = c + sw * (kw + 1);
+      if (cc % sw == 0) a += g[cc / sw - (kw + 1)];
+    }
+    out[iw] = a;
   }
 }
 
