@@ -10,9 +10,10 @@ went quiet; onnxruntime's spinning thread pool is the well-known contrast.
 
 convcore's policy: python/convcore/__init__.py sets GOMP_SPINCOUNT=10000
 (unless the user set it) before the OpenMP runtime loads, so libgomp workers
-spin for a few microseconds after each parallel region, then sleep on a
-futex. (libgomp's default spins ~300000 iterations when no wait policy is
-set, and OMP_WAIT_POLICY=active spins far longer.)
+spin briefly after each parallel region, then sleep on a
+futex: at most 10^4 pause iterations, tens to a couple of hundred
+microseconds. (libgomp's default is 300000 iterations when no wait policy
+is set, 30x longer; OMP_WAIT_POLICY=active spins far longer still.)
 
     PYTHONPATH=python python3 bench/bench_idle.py [--samples 30] [--threads 2]
 """
