@@ -124,6 +124,7 @@ POOL_CASES = [
     (3, 2, 0, 2, False),          # dilation (max only)
     (2, 3, 1, 1, True),
     (5, 1, 2, 1, False),
+    (7, 3, 3, 1, True),           # wide windows, stride 3
 ]
 
 
