@@ -3,14 +3,17 @@
 // Algorithms (chosen here, per shape):
 //   depthwise (groups == C > 1): direct per-plane kernels (kernels/dwconv_backward.cpp)
 //     on a zero-padded, stride-phase-split copy of the plane.
+//   grad_input, small planes (< 256 outputs, N > 1): col = W^T * dY over
+//     several whole images side by side (a wide GEMM), then col2im.
 //   grad_input, 1x1 stride 1 no padding: one GEMM per image, W^T * dY straight
 //     into grad_x (no col2im, no zeroing).
 //   grad_input, otherwise: col = W^T * dY on column tiles of one image, added
 //     back with col2im (per image, group and channel block, so no two jobs
 //     write one plane and batch 1 still splits across threads).
-//   grad_weight: dW += dY_tile * col_tile^T where the column tile runs over
-//     the flattened (image, output position) axis, so small late layers still
-//     get long GEMM reductions.
+//   grad_weight: dW^T += col_step * dY_step^T, steps along the (image,
+//     output position) axis: tiles of one image for large planes (1x1
+//     operands read in place, no im2col), several whole images for small
+//     ones, so late layers still get long GEMM reductions.
 //
 // Determinism: every floating-point sum happens in an order fixed by the
 // shape alone (tiles and slot counts never depend on the thread count), so
