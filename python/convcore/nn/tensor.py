@@ -109,7 +109,9 @@ class Tensor:
     """A numpy array (``.data``) with ``.grad`` and the op that produced it."""
 
     __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op", "__weakref__")
-    __array_priority__ = 1000.0  # numpy defers `ndarray + Tensor` to Tensor.__radd__
+    # numpy defers `ndarray + Tensor` to Tensor.__radd__, and a ufunc applied to a
+    # Tensor (np.exp(t)) raises instead of silently returning an array without grad.
+    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = _to_array(data, dtype)
