@@ -481,6 +481,19 @@ def test_relu_forward_backward():
 
 
 @gpu
+def test_add():
+    rng = np.random.default_rng(12)
+    a, b = _rand(rng, (2, 3, 5, 5)), _rand(rng, (2, 3, 5, 5))
+    da, db = ccu.asarray(a), ccu.asarray(b)
+    np.testing.assert_array_equal(ccu.add(da, db).numpy(), a + b)
+    np.testing.assert_array_equal(ccu.add(da, db, relu=True).numpy(), np.maximum(a + b, 0))
+    with pytest.raises(ValueError, match="add: b must have shape"):
+        ccu.add(da, ccu.asarray(np.zeros((2, 3), np.float32)))
+    with pytest.raises(TypeError, match="add: b is a numpy array"):
+        ccu.add(da, b)
+
+
+@gpu
 def test_pool_relu_match_cudnn():
     torch = _torch_cuda()
     F = torch.nn.functional

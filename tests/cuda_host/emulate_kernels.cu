@@ -10,7 +10,11 @@
 // wmma, atomics under contention, launch configuration, memory model).
 //
 // Built by cmake with -DCONVCORE_CUDA_HOST_CHECK=ON (see .ci/cuda-build.sh).
+#include <atomic>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -131,6 +135,77 @@ void emulate_igemm(const L& ld, const S& st, int M, int N, int Kd, int G, int sp
   for (auto& th : threads) th.join();
 }
 
+// wmma stand-in for the TF32 kernel: each emulated thread holds whole 16x16
+// fragments (a warp's 32 threads compute the same values), lane 0 stores.
+// Loads/stores also check wmma's rules: 256-bit aligned pointers (relative
+// to the 128-byte aligned shared buffer) and ldm a multiple of 4 floats.
+// TF32 rounding is not emulated: this checks indexing, with FP32 tolerance.
+struct HostTcOps {
+  struct FragA { float v[16][8]; };
+  struct FragB { float v[8][16]; };
+  struct FragC { float v[16][16]; };
+  int lane;
+  Barrier* block;
+  Barrier* warp;
+  const float* base;
+  std::atomic<int>* misaligned;
+  void check(const float* p, int ldm) const {
+    if (((p - base) * sizeof(float)) % 32 != 0 || ldm % 4 != 0) ++*misaligned;
+  }
+  void zero(FragC& c) const { std::memset(c.v, 0, sizeof c.v); }
+  void load_a(FragA& f, const float* p, int ldm) const {
+    check(p, ldm);
+    for (int i = 0; i < 16; ++i)
+      for (int k = 0; k < 8; ++k) f.v[i][k] = p[i * ldm + k];
+  }
+  void load_b(FragB& f, const float* p, int ldm) const {
+    check(p, ldm);
+    for (int k = 0; k < 8; ++k)
+      for (int j = 0; j < 16; ++j) f.v[k][j] = p[k * ldm + j];
+  }
+  void mma(FragC& c, const FragA& a, const FragB& b) const {
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < 16; ++j) {
+        float s = c.v[i][j];
+        for (int k = 0; k < 8; ++k) s += a.v[i][k] * b.v[k][j];
+        c.v[i][j] = s;
+      }
+  }
+  void store(float* p, const FragC& c, int ldm) const {
+    check(p, ldm);
+    if (lane == 0)
+      for (int i = 0; i < 16; ++i)
+        for (int j = 0; j < 16; ++j) p[i * ldm + j] = c.v[i][j];
+  }
+  void sync() const { block->wait(); }
+  void syncwarp() const { warp->wait(); }
+};
+
+std::atomic<int> g_misaligned{0};
+
+template <class L, class S>
+void emulate_tf32(const L& ld, const S& st, int M, int N, int Kd, int G) {
+  constexpr int NT = kTcThreads;
+  float* smem = static_cast<float*>(std::aligned_alloc(128, kTcSmemFloats * sizeof(float)));
+  const int gx = (N + kTcBN - 1) / kTcBN, gy = (M + kTcBM - 1) / kTcBM;
+  Barrier bar(NT);
+  std::vector<std::unique_ptr<Barrier>> warps;
+  for (int w = 0; w < NT / 32; ++w) warps.emplace_back(new Barrier(32));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < NT; ++t)
+    threads.emplace_back([&, t] {
+      HostTcOps ops{t % 32, &bar, warps[t / 32].get(), smem, &g_misaligned};
+      for (int bz = 0; bz < G; ++bz)
+        for (int by = 0; by < gy; ++by)
+          for (int bx = 0; bx < gx; ++bx) {
+            igemm_tf32_block(ld, st, M, N, Kd, t, bx, by, bz, smem, ops);
+            bar.wait();
+          }
+    });
+  for (auto& th : threads) th.join();
+  std::free(smem);
+}
+
 struct ConvCase {
   index_t N, C, H, W, K, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups;
 };
@@ -173,6 +248,13 @@ void check_gemm_conv(const ConvCase& c, const char* tile) {
                                     int(p.Kg()), int(p.N * p.OH * p.OW),
                                     int(p.Cg() * p.kh * p.kw), int(p.groups), 1);
   check_close("conv fwd " + nm, got, ref);
+  if (std::string(tile) == "128x128") {  // once per case: the TF32 kernel's tiling
+    std::vector<float> tc(p.y_size(), NAN);
+    emulate_tf32(FwdLoader{d, x.data(), w.data()},
+                 FwdStore{d, tc.data(), b.data(), res.data(), ep.lo, ep.hi}, int(p.Kg()),
+                 int(p.N * p.OH * p.OW), int(p.Cg() * p.kh * p.kw), int(p.groups));
+    check_close("conv fwd tf32-tiling " + nm, tc, ref);
+  }
 
   // backward data
   std::vector<float> gx_ref(p.x_size()), gx(p.x_size(), NAN);
@@ -340,6 +422,10 @@ int main() {
     check_global_max(HW, -1, 31 + HW);
     check_global_max(HW, HW / 2, 37 + HW);
     if (HW > 40) check_global_max(HW, 40, 41);
+  }
+  if (g_misaligned) {
+    ++g_failures;
+    std::printf("FAIL tf32: %d wmma loads/stores misaligned\n", int(g_misaligned));
   }
   std::printf("%d/%d checks passed\n", g_checks - g_failures, g_checks);
   return g_failures ? 1 : 0;
