@@ -147,6 +147,7 @@ CONV_CASES = [
     (4, 64, 28, 28, 256, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # large tile path
     (2, 6, 8, 8, 4, 2, 4, (3, 2), (0, 3, 1, 0), (2, 1), 2),          # odd everything
     (1, 1, 12, 12, 5, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),        # one input channel
+    (1, 256, 7, 7, 96, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),       # batch-1 deep: split-K
 ]
 
 
@@ -321,6 +322,17 @@ def test_conv2d_fused_epilogue(case, activation):
     y = cc.functional.conv2d_fused(ccu.asarray(x), ccu.asarray(w), ccu.asarray(b),
                                    activation=activation, residual=ccu.asarray(res), **kw)
     _close(y, ref)
+
+
+@gpu
+def test_conv2d_algorithm_names():
+    # The last case has few output tiles and a long reduction: split-K.
+    x, w, _, kw = _make_case(CONV_CASES[-1])
+    assert ccu.conv_algorithm(x.shape, w.shape, tf32=False, **kw) == "igemm-f32-64x64-splitk"
+    x, w, _, kw = _make_case(CONV_CASES[6])
+    assert ccu.conv_algorithm(x.shape, w.shape, tf32=False, **kw) == "depthwise-direct"
+    big = ccu.conv_algorithm((32, 256, 56, 56), (256, 256, 3, 3), padding=1, tf32=False)
+    assert big == "igemm-f32-128x128"
 
 
 @gpu

@@ -248,6 +248,16 @@ void check_gemm_conv(const ConvCase& c, const char* tile) {
                                     int(p.Kg()), int(p.N * p.OH * p.OW),
                                     int(p.Cg() * p.kh * p.kw), int(p.groups), 1);
   check_close("conv fwd " + nm, got, ref);
+  if (std::string(tile) == "64x64") {  // split-K forward: partial sums, then the epilogue
+    std::vector<float> sk(p.y_size(), 0.f);
+    emulate_igemm<BM, BN, BK, TM, TN>(FwdLoader{d, x.data(), w.data()},
+                                      FwdPartialStore{d, sk.data()}, int(p.Kg()),
+                                      int(p.N * p.OH * p.OW), int(p.Cg() * p.kh * p.kw),
+                                      int(p.groups), 3);
+    for (i64 i = 0; i < p.y_size(); ++i)
+      fwd_epilogue_at(d, sk.data(), b.data(), res.data(), ep.lo, ep.hi, i);
+    check_close("conv fwd split-K3 " + nm, sk, ref);
+  }
   if (std::string(tile) == "128x128") {  // once per case: the TF32 kernel's tiling
     std::vector<float> tc(p.y_size(), NAN);
     emulate_tf32(FwdLoader{d, x.data(), w.data()},

@@ -70,6 +70,27 @@ struct FwdStore {
   }
 };
 
+// Split-K forward (few output tiles, long reduction): blocks add partial
+// sums straight into a zeroed y, then fwd_epilogue_at finishes each element.
+struct FwdPartialStore {
+  ConvDims d;
+  float* y;
+  __host__ __device__ void operator()(int g, int m, int n, float v) const {
+    const int img = n / d.OHW, pix = n - img * d.OHW, k = g * d.Kg + m;
+    add_to(y + (i64(img) * d.K + k) * d.OHW + pix, v);
+  }
+};
+
+__host__ __device__ inline void fwd_epilogue_at(const ConvDims& d, float* y, const float* bias,
+                                                const float* residual, float lo, float hi,
+                                                i64 i) {
+  float v = y[i];
+  if (bias) v += CC_LDG(bias + (i / d.OHW) % d.K);
+  if (residual) v += CC_LDG(residual + i);
+  v = v < lo ? lo : v;
+  y[i] = v > hi ? hi : v;
+}
+
 // Backward data, per group g:  dX[m = in channel c][n = (img, ih, iw)]
 //   = sum_{k = (o, r, s)} W[g*Kg + o][c][r][s] * dY[img][g*Kg + o][oh][ow]
 // where oh*sh = ih + pt - r*dh (only exact multiples inside the output count).
