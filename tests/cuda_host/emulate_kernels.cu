@@ -392,9 +392,40 @@ void check_global_max(int HW, int nan_at, unsigned seed) {
   check_equal("global_max bwd (argmax) " + nm, gx, gx_ref);
 }
 
+// FastDiv against `/` over divisors and numerators in [0, 2^31).
+void check_fastdiv() {
+  ++g_checks;
+  std::mt19937 gen(7);
+  std::uniform_int_distribution<int> any(0, std::numeric_limits<int>::max());
+  std::vector<int> divisors;
+  for (int d = 1; d <= 3000; ++d) divisors.push_back(d);
+  for (int d : {12544, 50176, 65535, 65536, 1 << 20, 1073741823, 1073741824, 1073741825,
+                std::numeric_limits<int>::max()})
+    divisors.push_back(d);
+  long bad = 0;
+  for (int d : divisors) {
+    const FastDiv f(d);
+    for (int i = 0; i < 600; ++i) {
+      int n = i < 300 ? i * 3 + i % 5 : any(gen);
+      if (i == 597) n = d - 1;
+      if (i == 598) n = std::numeric_limits<int>::max() - std::numeric_limits<int>::max() % d;
+      if (i == 599) n = std::numeric_limits<int>::max();
+      int r;
+      if (f.divmod(n, r) != n / d || r != n % d) ++bad;
+    }
+  }
+  if (bad) {
+    ++g_failures;
+    std::printf("FAIL FastDiv: %ld wrong quotients\n", bad);
+  } else {
+    std::printf("ok   FastDiv (%zu divisors)\n", divisors.size());
+  }
+}
+
 }  // namespace
 
 int main() {
+  check_fastdiv();
   const std::vector<ConvCase> gemm_cases = {
       {2, 5, 9, 9, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},      // M over one 64 tile
       {1, 8, 11, 7, 12, 3, 3, 2, 1, 1, 0, 2, 1, 1, 1, 1},     // asym padding, stride
