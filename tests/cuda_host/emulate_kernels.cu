@@ -298,13 +298,13 @@ void check_depthwise(const ConvCase& c) {
   ep.bias = b.data();
   std::vector<float> ref(p.y_size()), got(p.y_size());
   conv2d_forward(p, x.data(), w.data(), ref.data(), ep, res.data());
-  for (i64 i = 0; i < p.y_size(); ++i)
+  for (int i = 0; i < int(p.y_size()); ++i)
     got[i] = dw_forward_at(d, x.data(), w.data(), b.data(), res.data(), ep.lo, ep.hi, i);
   check_close("depthwise fwd " + nm, got, ref);
 
   std::vector<float> gx_ref(p.x_size()), gx(p.x_size());
   conv2d_backward_input(p, gy.data(), w.data(), gx_ref.data());
-  for (i64 i = 0; i < p.x_size(); ++i) gx[i] = dw_backward_input_at(d, gy.data(), w.data(), i);
+  for (int i = 0; i < int(p.x_size()); ++i) gx[i] = dw_backward_input_at(d, gy.data(), w.data(), i);
   check_close("depthwise bwd-data " + nm, gx, gx_ref);
 
   std::vector<float> gw_ref(p.w_size()), gb_ref(p.K), gw(p.w_size());
@@ -312,7 +312,7 @@ void check_depthwise(const ConvCase& c) {
   for (int k = 0; k < d.K; ++k)
     for (int rs = 0; rs < d.khw; ++rs) {
       float s = 0.f;
-      for (i64 q = 0; q < i64(d.N) * d.OHW; ++q) s += dw_weight_term(d, gy.data(), x.data(), k, rs, q);
+      for (int q = 0; q < d.N * d.OHW; ++q) s += dw_weight_term(d, gy.data(), x.data(), k, rs, q);
       gw[i64(k) * d.khw + rs] = s;
     }
   check_close("depthwise bwd-weight " + nm, gw, gw_ref, 2e-4f);
@@ -344,22 +344,22 @@ void check_pool(const PoolCase& c, bool with_nan) {
   std::vector<float> y_ref(p.y_size()), y(p.y_size());
   std::vector<index_t> i_ref(p.y_size()), ind(p.y_size());
   max_pool2d_forward(p, x.data(), y_ref.data(), i_ref.data());
-  for (i64 i = 0; i < p.y_size(); ++i) max_fwd_at(d, x.data(), y.data(), ind.data(), i);
+  for (int i = 0; i < int(p.y_size()); ++i) max_fwd_at(d, x.data(), y.data(), ind.data(), i);
   check_equal("max_pool fwd " + nm, y, y_ref);
   check_equal("max_pool indices " + nm, ind, i_ref);
 
   std::vector<float> gx_ref(p.x_size()), gx(p.x_size(), 0.f);
   max_pool2d_backward(p, gy.data(), x.data(), gx_ref.data());
-  for (i64 i = 0; i < p.y_size(); ++i) max_bwd_at(d, gy.data(), x.data(), gx.data(), i);
+  for (int i = 0; i < int(p.y_size()); ++i) max_bwd_at(d, gy.data(), x.data(), gx.data(), i);
   check_close("max_pool bwd " + nm, gx, gx_ref, 1e-6f);
 
   if (c.dh != 1 || c.dw != 1 || with_nan) return;  // avg pooling has no dilation
   avg_pool2d_forward(p, x.data(), y_ref.data());
-  for (i64 i = 0; i < p.y_size(); ++i) avg_fwd_at(d, x.data(), y.data(), i);
+  for (int i = 0; i < int(p.y_size()); ++i) avg_fwd_at(d, x.data(), y.data(), i);
   check_close("avg_pool fwd " + nm, y, y_ref, 1e-6f);
   std::fill(gx.begin(), gx.end(), 0.f);
   avg_pool2d_backward(p, gy.data(), gx_ref.data());
-  for (i64 i = 0; i < p.y_size(); ++i) avg_bwd_at(d, gy.data(), gx.data(), i);
+  for (int i = 0; i < int(p.y_size()); ++i) avg_bwd_at(d, gy.data(), gx.data(), i);
   check_close("avg_pool bwd " + nm, gx, gx_ref, 1e-6f);
 }
 

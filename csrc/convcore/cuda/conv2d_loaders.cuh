@@ -17,7 +17,7 @@ struct ConvDims {
   int N, C, H, W, K, Cg, Kg, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW;
   int khw, HW, OHW;
   // The divisions of the hot loops, precomputed (see FastDiv).
-  FastDiv by_khw, by_kw, by_HW, by_W, by_OHW, by_OW, by_sh, by_sw;
+  FastDiv by_khw, by_kw, by_HW, by_W, by_OHW, by_OW, by_sh, by_sw, by_K, by_C;
 };
 
 inline ConvDims conv_dims(const Conv2dParams& p) {
@@ -30,6 +30,7 @@ inline ConvDims conv_dims(const Conv2dParams& p) {
   d.by_khw = FastDiv(d.khw); d.by_kw = FastDiv(d.kw); d.by_HW = FastDiv(d.HW);
   d.by_W = FastDiv(d.W); d.by_OHW = FastDiv(d.OHW); d.by_OW = FastDiv(d.OW);
   d.by_sh = FastDiv(d.sh); d.by_sw = FastDiv(d.sw);
+  d.by_K = FastDiv(d.K); d.by_C = FastDiv(d.C);
   return d;
 }
 
