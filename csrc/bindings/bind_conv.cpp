@@ -1,6 +1,7 @@
 #include <cstring>
 
 #include "convcore/conv2d.h"
+#include "convcore/conv2d_packed.h"
 #include "ndarray.h"
 
 namespace convcore_py {
@@ -40,14 +41,91 @@ std::vector<index_t> shape_of(const farray& a) {
 convcore::ConvAlgo parse_algo(const std::string& s) {
   using convcore::ConvAlgo;
   for (ConvAlgo a : {ConvAlgo::Auto, ConvAlgo::Gemm1x1, ConvAlgo::Im2colGemm, ConvAlgo::Depthwise,
-                     ConvAlgo::Winograd3x3, ConvAlgo::Direct})
+                     ConvAlgo::Winograd3x3, ConvAlgo::Direct, ConvAlgo::ImplicitGemm})
     if (s == convcore::conv_algo_name(a)) return a;
   throw py::value_error("conv2d: unknown algorithm '" + s + "'");
 }
 
+// A conv with its weights packed once (the runner's path). Geometry is
+// fixed at construction; each run() takes an input of any N, H, W.
+struct PyPackedConv2d {
+  std::shared_ptr<convcore::PackedConv2d> pk;
+  std::vector<index_t> stride, pad, dil, wshape;
+  index_t groups;
+  farray bias;
+  bool has_bias = false;
+  convcore::Epilogue ep;
+
+  farray run(const farray& x, py::object residual) const {
+    auto p = make_params("conv2d", shape_of(x), wshape, stride, pad, dil, groups);
+    farray y = empty({p.N, p.K, p.OH, p.OW});
+    farray r;
+    const float* rp = nullptr;
+    if (!residual.is_none()) {
+      r = residual.cast<farray>();
+      if (shape_of(r) != shape_of(y))
+        throw py::value_error("conv2d: residual must have the output's shape");
+      rp = r.data();
+    }
+    convcore::Epilogue e = ep;
+    e.bias = has_bias ? bias.data() : nullptr;
+    const float* xp = x.data();
+    float* yp = y.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      pk->run(p, xp, yp, e, rp);
+    }
+    return y;
+  }
+};
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
+  py::class_<PyPackedConv2d>(m, "PackedConv2d",
+                             "conv2d with weights packed once: PackedConv2d(w, bias, stride, "
+                             "padding(4), dilation, groups, lo, hi, algo='auto'); "
+                             ".run(x, residual=None) -> y = clamp(conv(x)+bias+residual, lo, hi)")
+      .def(py::init([](const farray& w, py::object bias, std::vector<index_t> stride,
+                       std::vector<index_t> pad, std::vector<index_t> dil, index_t groups,
+                       float lo, float hi, const std::string& algo) {
+             const char* op = "conv2d";
+             if (w.ndim() != 4)
+               throw py::value_error("conv2d: weight must be 4-D (K, C/groups, kh, kw)");
+             if (groups <= 0) throw py::value_error("conv2d: groups must be positive");
+             auto ws = shape_of(w);
+             // A stand-in input just large enough to validate the geometry.
+             const index_t dh = dil.size() == 2 ? std::max<index_t>(dil[0], 1) : 1;
+             const index_t dw = dil.size() == 2 ? std::max<index_t>(dil[1], 1) : 1;
+             std::vector<index_t> xs = {1, ws[1] * groups, (ws[2] - 1) * dh + 1, (ws[3] - 1) * dw + 1};
+             auto p = make_params(op, xs, ws, stride, pad, dil, groups);
+             auto a = parse_algo(algo);
+             PyPackedConv2d o;
+             o.stride = stride; o.pad = pad; o.dil = dil; o.wshape = ws; o.groups = groups;
+             o.ep.lo = lo; o.ep.hi = hi;
+             if (!bias.is_none()) {
+               o.bias = bias.cast<farray>();
+               if (o.bias.ndim() != 1 || o.bias.shape(0) != p.K)
+                 throw py::value_error("conv2d: bias must have shape (" + std::to_string(p.K) + ",)");
+               o.has_bias = true;
+             }
+             convcore::check_conv_algo(p, a);
+             const float* wp = w.data();
+             {
+               py::gil_scoped_release nogil;
+               o.pk = std::make_shared<convcore::PackedConv2d>(p, wp, a);
+             }
+             return o;
+           }),
+           py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+           py::arg("dilation"), py::arg("groups"), py::arg("lo"), py::arg("hi"),
+           py::arg("algo") = "auto")
+      .def("run", &PyPackedConv2d::run, py::arg("x"), py::arg("residual") = py::none())
+      .def("algo", [](const PyPackedConv2d& o, const std::vector<index_t>& xs) {
+        auto p = make_params("conv2d", xs, o.wshape, o.stride, o.pad, o.dil, o.groups);
+        return std::string(convcore::conv_algo_name(o.pk->algo_for(p)));
+      }, py::arg("x_shape"));
+
   m.def(
       "conv2d_forward",
       [](const farray& x, const farray& w, py::object bias, std::vector<index_t> stride,
@@ -64,7 +142,7 @@ void bind_conv(py::module_& m) {
             throw py::value_error("conv2d: bias must have shape (" + std::to_string(p.K) + ",)");
           ep.bias = b.data();
         }
-        farray y = empty({p.N, p.K, p.OH, p.OW});
+        farray y = empty({p.N, p.K, p.OH, p.OW}, op);
         const float* rp = nullptr;
         if (!residual.is_none()) {
           r = residual.cast<farray>();

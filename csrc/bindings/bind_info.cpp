@@ -1,10 +1,26 @@
 #include <omp.h>
+#include <unistd.h>
 
 #include "convcore/dispatch.h"
 #include "convcore/threading.h"
 #include "ndarray.h"
 
 namespace convcore_py {
+
+void check_allocation(const std::vector<index_t>& shape, size_t elem_size, const char* op) {
+  static const double phys = [] {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? double(pages) * double(page) : 1e15;
+  }();
+  double bytes = double(elem_size);
+  for (index_t d : shape) {
+    if (d < 0) throw py::value_error(std::string(op) + ": negative output size");
+    bytes *= double(d);
+  }
+  if (bytes > phys)
+    throw py::value_error(std::string(op) + ": output would need " + std::to_string(bytes / (1 << 30)) +
+                          " GiB, more than this machine's memory");
+}
 
 void bind_info(py::module_& m) {
   m.def("set_num_threads", &convcore::set_num_threads, py::arg("n"));

@@ -41,7 +41,7 @@ void bind_pool(py::module_& m) {
                                  std::vector<index_t> pad, std::vector<index_t> dil,
                                  bool ceil_mode, bool return_indices) {
     auto p = make_pool("max_pool2d", x, k, s, pad, dil, ceil_mode, true);
-    farray y = empty({p.N, p.C, p.OH, p.OW});
+    farray y = empty({p.N, p.C, p.OH, p.OW}, "pool2d");
     py::array_t<int64_t> ind;
     int64_t* ip = nullptr;
     if (return_indices) {
@@ -76,7 +76,7 @@ void bind_pool(py::module_& m) {
   m.def("avg_pool2d_forward", [](const farray& x, std::vector<index_t> k, std::vector<index_t> s,
                                  std::vector<index_t> pad, bool ceil_mode, bool cip) {
     auto p = make_pool("avg_pool2d", x, k, s, pad, {1, 1}, ceil_mode, cip);
-    farray y = empty({p.N, p.C, p.OH, p.OW});
+    farray y = empty({p.N, p.C, p.OH, p.OW}, "pool2d");
     const float* xp = x.data();
     float* yp = y.mutable_data();
     {

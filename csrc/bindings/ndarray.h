@@ -26,7 +26,12 @@ inline void check_ndim(const char* op, const char* name, const farray& a, int nd
                           "-D, got " + std::to_string(a.ndim()) + "-D");
 }
 
-inline farray empty(const std::vector<index_t>& shape) {
+// Refuses outputs larger than the machine's physical memory with a
+// ValueError instead of letting the allocation fail (or the OOM killer act).
+void check_allocation(const std::vector<index_t>& shape, size_t elem_size, const char* op);
+
+inline farray empty(const std::vector<index_t>& shape, const char* op = "convcore") {
+  check_allocation(shape, sizeof(float), op);
   std::vector<py::ssize_t> s(shape.begin(), shape.end());
   return farray(s);
 }

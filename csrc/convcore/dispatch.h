@@ -4,6 +4,7 @@
 #pragma once
 #include "convcore/common.h"
 #include "convcore/epilogue.h"
+#include "convcore/params.h"
 
 namespace convcore {
 
@@ -20,15 +21,77 @@ struct GemmArgs {
   Epilogue ep;
 };
 
+// How a GEMM block writes its MR x NR register tiles back to C:
+//   r = alpha*acc + beta*C; then, if `final`, r += bias[row] + residual, clamp.
+// bias and residual are offset to the block's first row/column by the caller.
+struct GemmTileOut {
+  float alpha = 1.f, beta = 0.f;
+  bool final = true;
+  const float* bias = nullptr;
+  const float* residual = nullptr;  // same layout as C with leading dim ldr
+  index_t ldr = 0;
+  bool clamp = false;
+  float lo = 0.f, hi = 0.f;
+};
+
+// Geometry of one depthwise plane for the direct backward kernels. The
+// input plane lives in a zero-padded, stride-phase-split buffer
+// buf[Hp][sw][L] (padded column c sits at buf[row][c % sw][c / sw]), so every
+// tap reads or writes a contiguous run of OW floats whatever the stride.
+struct DwPlaneGeom {
+  index_t OH = 0, OW = 0, kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+  index_t L = 0;  // floats per phase row
+};
+
 struct KernelTable {
   const char* isa = "baseline";  // "baseline", "avx2", "avx512"
   int simd_width = 4;            // floats per vector register
   int gemm_mr = 0, gemm_nr = 0;  // register tile of the SGEMM micro-kernel
 
+  index_t gemm_kc = 256;         // K block of the packed panels
+
   // Serial SGEMM (packing + micro-kernel). Callers split work across threads.
   void (*sgemm)(const GemmArgs&) = nullptr;
-  // y[i] = max(x[i], 0) over n floats (x may equal y).
+  // Packs rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-row panels,
+  // k-major (Ap[panel][k][MR]), zero-padding the last panel.
+  void (*gemm_pack_a)(const float* A, index_t lda, bool trans, index_t i0, index_t mc,
+                      index_t p0, index_t kc, float* Ap) = nullptr;
+  // C[mc x nc] (op)= Ap * Bp, with Ap from gemm_pack_a (mc rows) and Bp in
+  // NR-column panels, k-major (Bp[panel][k][NR], zero-padded), per `out`.
+  void (*gemm_block)(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp,
+                     float* C, index_t ldc, const GemmTileOut& out) = nullptr;
+  // Packs rows [p0, p0+kc) x columns [j0, j0+nc) of one image-group's
+  // implicit im2col matrix (row r = (c, ki, kj), column j = (oh, ow)) into
+  // NR-column panels as gemm_block wants them (cpu/kernels/conv_pack.cpp).
+  void (*conv_pack_b)(const Conv2dParams& p, const float* x_group, index_t p0, index_t kc,
+                      index_t j0, index_t nc, float* Bp) = nullptr;
+  // Depthwise conv (groups == C) of the output planes nk in [nk0, nk1)
+  // (nk = n*K + k), bias/residual/clamp fused (cpu/kernels/depthwise.cpp).
+  void (*depthwise)(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                    float* y, const float* residual, bool clamp, float lo, float hi,
+                    index_t nk0, index_t nk1) = nullptr;
+  // y[i] = x[i] < 0 ? 0 : x[i] over n floats (x may equal y; NaN, -0.0 pass).
   void (*relu)(index_t n, const float* x, float* y) = nullptr;
+
+  // --- backward, pooling and activation kernels (cpu/kernels/*_bwd*, pool_*, activation_*)
+  // gx[i] = x[i] > 0 ? gy[i] : 0 (NaN in x gives 0, as torch's threshold_backward).
+  void (*relu_backward)(index_t n, const float* gy, const float* x, float* gx) = nullptr;
+  // Sum of n floats, accumulated in a fixed lane order (deterministic).
+  float (*sum)(index_t n, const float* x) = nullptr;
+  // Depthwise backward on one plane (see DwPlaneGeom): buf += scatter of
+  // gy (OH x OW) through the kh x kw taps w; acc[tap] += <gy, shifted buf>.
+  void (*dw_bwd_input)(const DwPlaneGeom& d, const float* gy, const float* w, float* buf) = nullptr;
+  void (*dw_bwd_weight)(const DwPlaneGeom& d, const float* gy, const float* buf, float* acc) = nullptr;
+  // Max of n floats; NaN if any is NaN (as torch's max pooling).
+  float (*max_nan)(index_t n, const float* x) = nullptr;
+  // Pooling rows. Vertical: acc[i] = op(acc[i], src[i]) over n floats (max
+  // propagates NaN). Horizontal: y[ow] = op over taps j < kw of
+  // row[ow*sw + j*dw], where `row` is already padded with the identity.
+  // havg divides each sum by div[ow].
+  void (*pool_vmax)(index_t n, const float* src, float* acc) = nullptr;
+  void (*pool_vadd)(index_t n, const float* src, float* acc) = nullptr;
+  void (*pool_hmax)(index_t OW, index_t sw, index_t kw, index_t dw, const float* row, float* y) = nullptr;
+  void (*pool_havg)(index_t OW, index_t sw, index_t kw, const float* row, const float* div, float* y) = nullptr;
 };
 
 // The table for this CPU (chosen on first use; CONVCORE_ISA=baseline|avx2|

@@ -15,9 +15,8 @@ void relu_forward(index_t n, const float* x, float* y) {
 }
 
 void relu_backward(index_t n, const float* gy, const float* x, float* gx) {
-  parallel_for(n, kElementwiseGrain, [&](index_t b, index_t e) {
-    for (index_t i = b; i < e; ++i) gx[i] = x[i] > 0.f ? gy[i] : 0.f;
-  });
+  const auto bwd = kernels().relu_backward;
+  parallel_for(n, kElementwiseGrain, [&](index_t b, index_t e) { bwd(e - b, gy + b, x + b, gx + b); });
 }
 
 }  // namespace convcore

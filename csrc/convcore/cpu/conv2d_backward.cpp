@@ -1,114 +1,493 @@
-// conv2d backward through the same (image, group, column tile) jobs as the
-// forward pass: im2col / col2im on cache-sized slabs, never a full im2col
-// buffer.
-//   grad_x: col = W_g^T * dY_tile, col2im-add into grad_x (per image & group,
-//           tiles of one image in order, so no two threads write one plane)
-//   grad_w: dW_g += dY_tile * col^T, reduced over images and tiles with one
-//           private accumulator per thread
+// conv2d backward: grad_input, grad_weight, grad_bias.
+//
+// Algorithms (chosen here, per shape):
+//   depthwise (groups == C > 1): direct per-plane kernels (kernels/dwconv_backward.cpp)
+//     on a zero-padded, stride-phase-split copy of the plane.
+//   grad_input, 1x1 stride 1 no padding: one GEMM per image, W^T * dY straight
+//     into grad_x (no col2im, no zeroing).
+//   grad_input, otherwise: col = W^T * dY on column tiles of one image, added
+//     back with col2im (per image, group and channel block, so no two jobs
+//     write one plane and batch 1 still splits across threads).
+//   grad_weight: dW += dY_tile * col_tile^T where the column tile runs over
+//     the flattened (image, output position) axis, so small late layers still
+//     get long GEMM reductions.
+//
+// Determinism: every floating-point sum happens in an order fixed by the
+// shape alone (tiles and slot counts never depend on the thread count), so
+// 1 and 2 threads give bitwise identical gradients. Threads only split
+// independent outputs (channel blocks of dW / dX), or fixed "slots" of the
+// reduction that are summed afterwards in slot order.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "convcore/conv2d.h"
 #include "convcore/dispatch.h"
-#include "convcore/im2col.h"
 #include "convcore/parallel.h"
 
 namespace convcore {
 
 namespace {
-index_t bwd_tile(const Conv2dParams& p, index_t rows) {
-  const index_t nr = kernels().gemm_nr;
-  index_t t = std::max<index_t>(nr, (index_t(64) * 1024 / std::max<index_t>(rows, 1)) / nr * nr);
-  t = std::min<index_t>(t, 1024);
-  return std::min(t, ((p.OH * p.OW + nr - 1) / nr) * nr);
-}
-}  // namespace
 
-void conv2d_backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
-  if (!gx) return;
-  const index_t Cg = p.Cg(), Kg = p.Kg(), G = p.groups;
-  const index_t rows = Cg * p.kh * p.kw, ohw = p.OH * p.OW, hw = p.H * p.W;
-  const index_t tile = bwd_tile(p, rows);
-  const index_t ntiles = (ohw + tile - 1) / tile;
+bool is_depthwise(const Conv2dParams& p) { return p.groups == p.C && p.groups > 1; }
+bool is_1x1(const Conv2dParams& p) { return p.kh == 1 && p.kw == 1; }
+bool is_1x1_s1_nopad(const Conv2dParams& p) {
+  return is_1x1(p) && p.stride_h == 1 && p.stride_w == 1 && p.pad_t == 0 && p.pad_l == 0 &&
+         p.pad_b == 0 && p.pad_r == 0;
+}
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+// Valid output columns [lo, hi) of kernel column kj: 0 <= ow*sw + off < W.
+struct ColRange {
+  index_t lo, hi, off;
+};
+ColRange col_range(const Conv2dParams& p, index_t kj) {
+  ColRange r;
+  r.off = kj * p.dil_w - p.pad_l;
+  r.lo = r.off >= 0 ? 0 : ceil_div(-r.off, p.stride_w);
+  r.hi = p.W - r.off <= 0 ? 0 : std::min(p.OW, (p.W - 1 - r.off) / p.stride_w + 1);
+  if (r.hi < r.lo) r.hi = r.lo;
+  return r;
+}
+
+// Calls seg(oh, ow0, ow1, dst_offset) for the pieces of output positions
+// [j0, j0 + cols) that lie on one output row.
+template <typename F>
+void for_each_row_segment(const Conv2dParams& p, index_t j0, index_t cols, F&& seg) {
+  index_t j = j0;
+  const index_t j1 = j0 + cols;
+  while (j < j1) {
+    const index_t oh = j / p.OW, ow0 = j % p.OW;
+    const index_t ow1 = std::min(p.OW, ow0 + (j1 - j));
+    seg(oh, ow0, ow1, j - j0 - ow0);
+    j += ow1 - ow0;
+  }
+}
+
+// im2col for channels [c0, c1) of one group image `xg`, output positions
+// [j0, j0 + cols): col[r * ld + (j - j0)], r = (c - c0, ki, kj).
+void im2col_rows(const Conv2dParams& p, const float* xg, index_t c0, index_t c1, index_t j0,
+                 index_t cols, float* col, index_t ld) {
+  index_t r = 0;
+  for (index_t c = c0; c < c1; ++c)
+    for (index_t ki = 0; ki < p.kh; ++ki)
+      for (index_t kj = 0; kj < p.kw; ++kj, ++r) {
+        const ColRange cr = col_range(p, kj);
+        float* dst = col + r * ld;
+        for_each_row_segment(p, j0, cols, [&](index_t oh, index_t ow0, index_t ow1, index_t o) {
+          float* d = dst + o;  // d[ow] is output column ow of this row
+          const index_t ih = oh * p.stride_h - p.pad_t + ki * p.dil_h;
+          if (ih < 0 || ih >= p.H) {
+            std::fill(d + ow0, d + ow1, 0.f);
+            return;
+          }
+          // ow0 <= a <= b <= ow1: zeros, copied run, zeros.
+          const index_t a = std::min(std::max(ow0, cr.lo), ow1);
+          const index_t b = std::max(a, std::min(ow1, cr.hi));
+          std::fill(d + ow0, d + a, 0.f);
+          const float* src = xg + (c * p.H + ih) * p.W + cr.off;
+          if (p.stride_w == 1)
+            std::memcpy(d + a, src + a, size_t(b - a) * sizeof(float));
+          else
+            for (index_t ow = a; ow < b; ++ow) d[ow] = src[ow * p.stride_w];
+          std::fill(d + b, d + ow1, 0.f);
+        });
+      }
+}
+
+// The adjoint of im2col_rows: adds col back into the image (taps in padding
+// are dropped).
+void col2im_rows_add(const Conv2dParams& p, const float* col, index_t ld, index_t c0, index_t c1,
+                     index_t j0, index_t cols, float* gxg) {
+  index_t r = 0;
+  for (index_t c = c0; c < c1; ++c)
+    for (index_t ki = 0; ki < p.kh; ++ki)
+      for (index_t kj = 0; kj < p.kw; ++kj, ++r) {
+        const ColRange cr = col_range(p, kj);
+        const float* srcr = col + r * ld;
+        for_each_row_segment(p, j0, cols, [&](index_t oh, index_t ow0, index_t ow1, index_t o) {
+          const index_t ih = oh * p.stride_h - p.pad_t + ki * p.dil_h;
+          if (ih < 0 || ih >= p.H) return;
+          const index_t a = std::max(ow0, cr.lo), b = std::min(ow1, cr.hi);
+          const float* s = srcr + o;
+          float* d = gxg + (c * p.H + ih) * p.W + cr.off;
+          if (p.stride_w == 1)
+            for (index_t ow = a; ow < b; ++ow) d[ow] += s[ow];
+          else
+            for (index_t ow = a; ow < b; ++ow) d[ow * p.stride_w] += s[ow];
+        });
+      }
+}
+
+// ---------------------------------------------------------------- depthwise
+
+struct DwPlane {
+  DwPlaneGeom d;
+  index_t Hp = 0, size = 0;
+};
+DwPlane dw_plane(const Conv2dParams& p) {
+  DwPlane q;
+  q.d.OH = p.OH; q.d.OW = p.OW; q.d.kh = p.kh; q.d.kw = p.kw;
+  q.d.sh = p.stride_h; q.d.sw = p.stride_w; q.d.dh = p.dil_h; q.d.dw = p.dil_w;
+  q.Hp = p.H + p.pad_t + p.pad_b;
+  q.d.L = ceil_div(p.W + p.pad_l + p.pad_r, p.stride_w);
+  // + slack for the kernels' zero-padded tail vectors (<= 16 floats)
+  q.size = q.Hp * p.stride_w * q.d.L + 16;
+  return q;
+}
+// Copies input row ih into the phase-split buffer (to_buf) or back out.
+template <bool to_buf>
+void dw_row_copy(const Conv2dParams& p, const DwPlane& q, index_t ih, float* buf, float* row) {
+  const index_t sw = p.stride_w, r = ih + p.pad_t;
+  for (index_t ph = 0; ph < sw; ++ph) {
+    // first iw with (iw + pad_l) % sw == ph
+    const index_t iw0 = ((ph - p.pad_l) % sw + sw) % sw;
+    if (iw0 >= p.W) continue;
+    float* b = buf + (r * sw + ph) * q.d.L + (iw0 + p.pad_l) / sw;
+    const index_t n = (p.W - 1 - iw0) / sw + 1;
+    if (sw == 1) {
+      if (to_buf) std::memcpy(b, row, size_t(n) * sizeof(float));
+      else std::memcpy(row, b, size_t(n) * sizeof(float));
+    } else {
+      for (index_t t = 0; t < n; ++t) {
+        if (to_buf) b[t] = row[iw0 + t * sw];
+        else row[iw0 + t * sw] = b[t];
+      }
+    }
+  }
+}
+
+void dw_backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
+  const index_t mult = p.K / p.C, hw = p.H * p.W, ohw = p.OH * p.OW, taps = p.kh * p.kw;
+  const DwPlane q = dw_plane(p);
   const KernelTable& kt = kernels();
-  // One job per (image, group): its tiles all add into the same input planes.
-  parallel_for(p.N * G, 1, [&](index_t b, index_t e) {
-    std::vector<float> col(size_t(rows * tile));
-    for (index_t ng = b; ng < e; ++ng) {
-      const index_t g = ng % G, n = ng / G;
-      float* gxg = gx + (n * p.C + g * Cg) * hw;
-      std::memset(gxg, 0, size_t(Cg * hw) * sizeof(float));
-      for (index_t t = 0; t < ntiles; ++t) {
-        const index_t j0 = t * tile, cols = std::min(tile, ohw - j0);
-        GemmArgs a;
-        a.trans_a = true;
-        a.M = rows; a.N = cols; a.K = Kg;
-        a.A = w + g * Kg * rows; a.lda = rows;
-        a.B = gy + (n * p.K + g * Kg) * ohw + j0; a.ldb = ohw;
-        a.C = col.data(); a.ldc = cols;
-        kt.sgemm(a);
-        col2im_tile_add(p, col.data(), j0, cols, gxg);
+  parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
+    std::vector<float> buf(size_t(q.size));
+    for (index_t nc = b; nc < e; ++nc) {
+      const index_t n = nc / p.C, c = nc % p.C;
+      std::fill(buf.begin(), buf.end(), 0.f);
+      for (index_t m = 0; m < mult; ++m) {
+        const index_t k = c * mult + m;
+        kt.dw_bwd_input(q.d, gy + (n * p.K + k) * ohw, w + k * taps, buf.data());
+      }
+      float* out = gx + nc * hw;
+      for (index_t ih = 0; ih < p.H; ++ih) dw_row_copy<false>(p, q, ih, buf.data(), out + ih * p.W);
+    }
+  });
+}
+
+void dw_backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw) {
+  const index_t mult = p.K / p.C, hw = p.H * p.W, ohw = p.OH * p.OW, taps = p.kh * p.kw;
+  const DwPlane q = dw_plane(p);
+  const KernelTable& kt = kernels();
+  // One job per input channel; images are summed inside it in order.
+  parallel_for(p.C, 1, [&](index_t b, index_t e) {
+    std::vector<float> buf(size_t(q.size));
+    for (index_t c = b; c < e; ++c) {
+      float* acc = gw + c * mult * taps;
+      std::fill(acc, acc + mult * taps, 0.f);
+      for (index_t n = 0; n < p.N; ++n) {
+        std::fill(buf.begin(), buf.end(), 0.f);
+        float* xp = const_cast<float*>(x + (n * p.C + c) * hw);  // only read
+        for (index_t ih = 0; ih < p.H; ++ih) dw_row_copy<true>(p, q, ih, buf.data(), xp + ih * p.W);
+        for (index_t m = 0; m < mult; ++m) {
+          const index_t k = c * mult + m;
+          kt.dw_bwd_weight(q.d, gy + (n * p.K + k) * ohw, buf.data(), acc + m * taps);
+        }
       }
     }
   });
 }
 
+// ---------------------------------------------------------------- GEMM paths
+
+// Columns per im2col tile for grad_input (one image): the slab of `rows`
+// floats per column stays around 256 KiB. Depends on the shape only.
+index_t input_tile(const Conv2dParams& p, index_t rows) {
+  index_t t = std::max<index_t>(64, (index_t(64) * 1024 / std::max<index_t>(rows, 1)) / 16 * 16);
+  t = std::min<index_t>(t, 2048);
+  return std::min(t, p.OH * p.OW);
+}
+
+// W^T per group: wt[g][r][k] = w[g*Kg + k][r], so grad_input's GEMMs read
+// both operands without transposition.
+std::vector<float> transpose_weight(const Conv2dParams& p, const float* w) {
+  const index_t Kg = p.Kg(), rows = p.Cg() * p.kh * p.kw;
+  std::vector<float> wt(size_t(p.w_size()));
+  for (index_t g = 0; g < p.groups; ++g)
+    for (index_t k = 0; k < Kg; ++k)
+      for (index_t r = 0; r < rows; ++r)
+        wt[size_t((g * rows + r) * Kg + k)] = w[(g * Kg + k) * rows + r];
+  return wt;
+}
+
+// dY rows [m0, m1) of group g for flattened columns [q0, q0 + T) -> buf[m][tt].
+void gather_grad_out(const Conv2dParams& p, const float* gy, index_t g, index_t m0, index_t m1,
+                     index_t q0, index_t T, float* buf) {
+  const index_t ohw = p.OH * p.OW, Kg = p.Kg();
+  for (index_t q = q0; q < q0 + T;) {
+    const index_t n = q / ohw, j = q % ohw, len = std::min(ohw - j, q0 + T - q);
+    for (index_t m = m0; m < m1; ++m)
+      std::memcpy(buf + (m - m0) * T + (q - q0), gy + (n * p.K + g * Kg + m) * ohw + j,
+                  size_t(len) * sizeof(float));
+    q += len;
+  }
+}
+
+// Channel blocks per (image, group) so that there are about 2 jobs per thread.
+index_t channel_blocks(index_t outer, index_t Cg) {
+  const index_t want = 2 * get_num_threads();
+  if (outer >= want) return 1;
+  return std::min(Cg, ceil_div(want, outer));
+}
+
+void gemm_backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
+  const index_t Cg = p.Cg(), Kg = p.Kg(), G = p.groups, khkw = p.kh * p.kw;
+  const index_t rows = Cg * khkw, ohw = p.OH * p.OW, hw = p.H * p.W;
+  const std::vector<float> wt = transpose_weight(p, w);
+  const KernelTable& kt = kernels();
+  const index_t cb = channel_blocks(p.N * G, Cg), cpb = ceil_div(Cg, cb);
+  const index_t nblk = ceil_div(Cg, cpb);
+
+  if (ohw < 256 && p.N > 1) {
+    // Small planes: one GEMM over several whole images (a wide N), the
+    // images' dY rows gathered side by side. Tiles hold whole images, so
+    // jobs still write disjoint planes.
+    const index_t ipt = std::min(p.N, std::max<index_t>(1, 512 / ohw));
+    const index_t T = ipt * ohw, itiles = ceil_div(p.N, ipt);
+    const index_t cb2 = channel_blocks(itiles * G, Cg), cpb2 = ceil_div(Cg, cb2);
+    const index_t nblk2 = ceil_div(Cg, cpb2);
+    parallel_for(itiles * G * nblk2, 1, [&](index_t b, index_t e) {
+      std::vector<float> col(size_t(cpb2 * khkw * T)), dy(size_t(Kg * T));
+      for (index_t job = b; job < e; ++job) {
+        const index_t blk = job % nblk2, rest = job / nblk2;
+        const index_t g = rest % G, it = rest / G;
+        const index_t c0 = blk * cpb2, c1 = std::min(Cg, c0 + cpb2);
+        const index_t n0 = it * ipt, n1 = std::min(p.N, n0 + ipt), cols = (n1 - n0) * ohw;
+        gather_grad_out(p, gy, g, 0, Kg, n0 * ohw, cols, dy.data());
+        GemmArgs a;
+        a.M = (c1 - c0) * khkw; a.N = cols; a.K = Kg;
+        a.A = wt.data() + (g * rows + c0 * khkw) * Kg; a.lda = Kg;
+        a.B = dy.data(); a.ldb = cols;
+        a.C = col.data(); a.ldc = cols;
+        kt.sgemm(a);
+        for (index_t n = n0; n < n1; ++n) {
+          float* gxg = gx + (n * p.C + g * Cg) * hw;
+          std::memset(gxg + c0 * hw, 0, size_t((c1 - c0) * hw) * sizeof(float));
+          col2im_rows_add(p, col.data() + (n - n0) * ohw, cols, c0, c1, 0, ohw, gxg);
+        }
+      }
+    });
+    return;
+  }
+
+  if (is_1x1_s1_nopad(p)) {
+    // grad_x[n, g] = W_g^T * dY[n, g]: straight into the output.
+    const index_t want = 2 * get_num_threads();
+    const index_t outer = p.N * G * nblk;
+    const index_t ctiles = outer >= want ? 1 : std::min(ceil_div(ohw, 64), ceil_div(want, outer));
+    const index_t ct = ceil_div(ohw, ctiles);
+    parallel_for(outer * ctiles, 1, [&](index_t b, index_t e) {
+      for (index_t job = b; job < e; ++job) {
+        const index_t t = job % ctiles, rest = job / ctiles;
+        const index_t blk = rest % nblk, ng = rest / nblk;
+        const index_t g = ng % G, n = ng / G;
+        const index_t c0 = blk * cpb, c1 = std::min(Cg, c0 + cpb);
+        const index_t j0 = t * ct, j1 = std::min(ohw, j0 + ct);
+        if (j0 >= j1) continue;
+        GemmArgs a;
+        a.M = c1 - c0; a.N = j1 - j0; a.K = Kg;
+        a.A = wt.data() + (g * rows + c0) * Kg; a.lda = Kg;
+        a.B = gy + (n * p.K + g * Kg) * ohw + j0; a.ldb = ohw;
+        a.C = gx + (n * p.C + g * Cg + c0) * hw + j0; a.ldc = hw;
+        kt.sgemm(a);
+      }
+    });
+    return;
+  }
+
+  // The tile depends on the shape only: it fixes the order of the col2im adds.
+  const index_t tile = input_tile(p, rows);
+  const index_t ntiles = ceil_div(ohw, tile);
+  parallel_for(p.N * G * nblk, 1, [&](index_t b, index_t e) {
+    std::vector<float> col(size_t(cpb * khkw * tile));
+    for (index_t job = b; job < e; ++job) {
+      const index_t blk = job % nblk, ng = job / nblk;
+      const index_t g = ng % G, n = ng / G;
+      const index_t c0 = blk * cpb, c1 = std::min(Cg, c0 + cpb);
+      float* gxg = gx + (n * p.C + g * Cg) * hw;
+      std::memset(gxg + c0 * hw, 0, size_t((c1 - c0) * hw) * sizeof(float));
+      for (index_t t = 0; t < ntiles; ++t) {
+        const index_t j0 = t * tile, cols = std::min(tile, ohw - j0);
+        GemmArgs a;
+        a.M = (c1 - c0) * khkw; a.N = cols; a.K = Kg;
+        a.A = wt.data() + (g * rows + c0 * khkw) * Kg; a.lda = Kg;
+        a.B = gy + (n * p.K + g * Kg) * ohw + j0; a.ldb = ohw;
+        a.C = col.data(); a.ldc = cols;
+        kt.sgemm(a);
+        col2im_rows_add(p, col.data(), cols, c0, c1, j0, cols, gxg);
+      }
+    }
+  });
+}
+
+// Columns per grad_weight step along the flattened (image, position) axis.
+// A function of the shape only: it fixes the order of the reduction.
+index_t weight_tile(const Conv2dParams& p, index_t rows) {
+  index_t t = (index_t(128) * 1024 / std::max<index_t>(rows, 1)) / 16 * 16;
+  t = std::clamp<index_t>(t, 256, 1024);
+  return std::min(t, p.N * p.OH * p.OW);
+}
+
+// dY rows [m0, m1) of group g for flattened columns [q0, q0 + T),
+// transposed: buf[tt][m - m0].
+void gather_grad_out_t(const Conv2dParams& p, const float* gy, index_t g, index_t m0,
+                       index_t m1, index_t q0, index_t T, float* buf) {
+  const index_t ohw = p.OH * p.OW, Kg = p.Kg(), mb = m1 - m0;
+  for (index_t q = q0; q < q0 + T;) {
+    const index_t n = q / ohw, j = q % ohw, len = std::min(ohw - j, q0 + T - q);
+    float* dst = buf + (q - q0) * mb;
+    for (index_t m = m0; m < m1; ++m) {
+      const float* src = gy + (n * p.K + g * Kg + m) * ohw + j;
+      for (index_t t = 0; t < len; ++t) dst[t * mb + (m - m0)] = src[t];
+    }
+    q += len;
+  }
+}
+
+// im2col of channels [c0, c1) of group g for flattened columns [q0, q0 + T)
+// (row stride T).
+void im2col_flat(const Conv2dParams& p, const float* x, index_t g, index_t c0, index_t c1,
+                 index_t q0, index_t T, float* col) {
+  const index_t ohw = p.OH * p.OW, hw = p.H * p.W;
+  for (index_t q = q0; q < q0 + T;) {
+    const index_t n = q / ohw, j = q % ohw, len = std::min(ohw - j, q0 + T - q);
+    const float* xg = x + (n * p.C + g * p.Cg()) * hw;
+    if (is_1x1_s1_nopad(p)) {
+      for (index_t c = c0; c < c1; ++c)
+        std::memcpy(col + (c - c0) * T + (q - q0), xg + c * hw + j, size_t(len) * sizeof(float));
+    } else {
+      im2col_rows(p, xg, c0, c1, j, len, col + (q - q0), T);
+    }
+    q += len;
+  }
+}
+
+void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw) {
+  const index_t Cg = p.Cg(), Kg = p.Kg(), G = p.groups, khkw = p.kh * p.kw;
+  const index_t rows = Cg * khkw, total = p.N * p.OH * p.OW;
+  const index_t T = weight_tile(p, rows);
+  const index_t steps = ceil_div(total, T);
+  const KernelTable& kt = kernels();
+
+  // One job: CT[r][m] = dW[g][m0 + m][c0*khkw + r] summed over steps
+  // [s0, s1) in order, computed as col * dY^T so that both GEMM operands are
+  // read without transposition (col is the A operand, dY is gathered
+  // transposed).
+  auto run = [&](index_t g, index_t m0, index_t m1, index_t c0, index_t c1, index_t s0,
+                 index_t s1, float* CT, std::vector<float>& col, std::vector<float>& dyt) {
+    const index_t r = (c1 - c0) * khkw, mb = m1 - m0;
+    col.resize(size_t(r * T));
+    dyt.resize(size_t(mb * T));
+    for (index_t s = s0; s < s1; ++s) {
+      const index_t q0 = s * T, cols = std::min(T, total - q0);
+      gather_grad_out_t(p, gy, g, m0, m1, q0, cols, dyt.data());
+      im2col_flat(p, x, g, c0, c1, q0, cols, col.data());
+      GemmArgs a;
+      a.M = r; a.N = mb; a.K = cols;
+      a.A = col.data(); a.lda = cols;
+      a.B = dyt.data(); a.ldb = mb;
+      a.C = CT; a.ldc = mb;
+      a.beta = s == s0 ? 0.f : 1.f;
+      kt.sgemm(a);
+    }
+  };
+
+  // Small weights (few outputs to split among threads): a fixed number of
+  // slots, each summing a fixed range of steps, added up in slot order.
+  const bool slots = index_t(Kg) * rows <= 16384 && steps >= 2;
+  if (slots) {
+    const index_t S = std::min<index_t>(4, steps), wg = Kg * rows;
+    std::vector<float> part(size_t(S * G * wg));
+    parallel_for(G * S, 1, [&](index_t b, index_t e) {
+      std::vector<float> col, dyt;
+      for (index_t job = b; job < e; ++job) {
+        const index_t s = job % S, g = job / S;
+        run(g, 0, Kg, 0, Cg, steps * s / S, steps * (s + 1) / S,
+            part.data() + (s * G + g) * wg, col, dyt);
+      }
+    });
+    const index_t ws = G * wg;
+    parallel_for(ws, 1 << 12, [&](index_t b, index_t e) {
+      for (index_t i = b; i < e; ++i) {
+        const index_t g = i / wg, m = (i % wg) / rows, rr = i % rows;
+        const index_t src = g * wg + rr * Kg + m;  // transposed slot layout
+        float v = part[size_t(src)];
+        for (index_t s = 1; s < S; ++s) v += part[size_t(s * ws + src)];
+        gw[i] = v;
+      }
+    });
+    return;
+  }
+
+  // Otherwise threads take disjoint blocks of dW (channel blocks, then
+  // output-channel blocks); each block's sum runs over all steps in order.
+  const index_t want = 2 * get_num_threads();
+  index_t cb = G >= want ? 1 : std::min(Cg, ceil_div(want, G));
+  cb = std::min(cb, std::max<index_t>(1, rows / 64));
+  const index_t cpb = ceil_div(Cg, cb), nc = ceil_div(Cg, cpb);
+  index_t mb = G * nc >= want ? 1 : std::min(ceil_div(Kg, 16), ceil_div(want, G * nc));
+  const index_t mpb = ceil_div(Kg, mb), nm = ceil_div(Kg, mpb);
+  parallel_for(G * nc * nm, 1, [&](index_t b, index_t e) {
+    std::vector<float> col, dyt, ct;
+    for (index_t job = b; job < e; ++job) {
+      const index_t mi = job % nm, rest = job / nm;
+      const index_t ci = rest % nc, g = rest / nc;
+      const index_t c0 = ci * cpb, c1 = std::min(Cg, c0 + cpb);
+      const index_t m0 = mi * mpb, m1 = std::min(Kg, m0 + mpb);
+      const index_t r = (c1 - c0) * khkw, mbk = m1 - m0;
+      ct.resize(size_t(r * mbk));
+      run(g, m0, m1, c0, c1, 0, steps, ct.data(), col, dyt);
+      for (index_t m = 0; m < mbk; ++m) {
+        float* dst = gw + (g * Kg + m0 + m) * rows + c0 * khkw;
+        for (index_t rr = 0; rr < r; ++rr) dst[rr] = ct[size_t(rr * mbk + m)];
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void conv2d_backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
+  if (!gx || p.N == 0) return;
+  if (is_depthwise(p))
+    dw_backward_input(p, gy, w, gx);
+  else
+    gemm_backward_input(p, gy, w, gx);
+}
+
 void conv2d_backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw,
                             float* gb) {
-  const index_t Cg = p.Cg(), Kg = p.Kg(), G = p.groups;
-  const index_t rows = Cg * p.kh * p.kw, ohw = p.OH * p.OW, hw = p.H * p.W;
+  const index_t ohw = p.OH * p.OW;
   if (gb) {
+    const auto sum = kernels().sum;
     parallel_for(p.K, 1, [&](index_t b, index_t e) {
       for (index_t k = b; k < e; ++k) {
-        double s = 0;
-        for (index_t n = 0; n < p.N; ++n) {
-          const float* r = gy + (n * p.K + k) * ohw;
-          float acc = 0.f;
-          for (index_t j = 0; j < ohw; ++j) acc += r[j];
-          s += acc;
-        }
+        double s = 0;  // images summed in order, in double
+        for (index_t n = 0; n < p.N; ++n) s += double(sum(ohw, gy + (n * p.K + k) * ohw));
         gb[k] = float(s);
       }
     });
   }
   if (!gw) return;
-  const index_t tile = bwd_tile(p, rows);
-  const index_t ntiles = (ohw + tile - 1) / tile;
-  const index_t wsize = p.w_size();
-  const KernelTable& kt = kernels();
-  const int nt = get_num_threads();
-  // Private accumulators per thread, summed at the end in a fixed order so
-  // results do not depend on scheduling.
-  std::vector<float> partial(size_t(nt) * size_t(wsize), 0.f);
-  const index_t jobs = p.N * ntiles;
-  for (index_t g = 0; g < G; ++g) {
-    parallel_for(jobs, 1, [&](index_t b, index_t e) {
-      const int tid = omp_get_thread_num();
-      float* acc = partial.data() + size_t(tid) * wsize + g * Kg * rows;
-      std::vector<float> col(size_t(rows * tile));
-      for (index_t job = b; job < e; ++job) {
-        const index_t t = job % ntiles, n = job / ntiles;
-        const index_t j0 = t * tile, cols = std::min(tile, ohw - j0);
-        im2col_tile(p, x + (n * p.C + g * Cg) * hw, j0, cols, col.data());
-        GemmArgs a;
-        a.trans_b = true;
-        a.M = Kg; a.N = rows; a.K = cols;
-        a.A = gy + (n * p.K + g * Kg) * ohw + j0; a.lda = ohw;
-        a.B = col.data(); a.ldb = cols;
-        a.C = acc; a.ldc = rows;
-        a.beta = 1.f;
-        kt.sgemm(a);
-      }
-    });
+  if (p.N == 0) {
+    std::memset(gw, 0, size_t(p.w_size()) * sizeof(float));
+    return;
   }
-  parallel_for(wsize, 1 << 12, [&](index_t b, index_t e) {
-    for (index_t i = b; i < e; ++i) {
-      float s = 0.f;
-      for (int t = 0; t < nt; ++t) s += partial[size_t(t) * wsize + i];
-      gw[i] = s;
-    }
-  });
+  if (is_depthwise(p))
+    dw_backward_weight(p, gy, x, gw);
+  else
+    gemm_backward_weight(p, gy, x, gw);
 }
 
 }  // namespace convcore

@@ -1,54 +1,147 @@
-// Pooling. One job per (image, channel) plane; windows clipped to the input.
+// Pooling, NCHW float32. One job per (image, channel) plane.
+//
+// Forward (max without indices, avg) and avg backward run row by row: a
+// vertical pass combines the window's input rows into a padded row buffer
+// (contiguous vector ops), a horizontal pass reduces along it (vectorised for
+// stride 1 and 2). The buffer's padding holds the identity (-inf / 0), so the
+// horizontal pass needs no bounds checks. The divisor of an average window
+// is separable: rows(oh) * cols(ow).
+//
+// Max with indices and max backward follow PyTorch's scan exactly: windows in
+// row-major order, a value wins if it is greater than the current max or NaN,
+// so the first maximum (or the last NaN) is the one reported / routed to.
 #include "convcore/pool.h"
 
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <vector>
 
+#include "convcore/dispatch.h"
 #include "convcore/parallel.h"
 
 namespace convcore {
 
 namespace {
-// Clipped window [h0, h1) x [w0, w1) with dilation, for output (oh, ow).
-struct Window {
-  index_t h0, h1, w0, w1;
-};
-inline index_t first_in(index_t start, index_t dil) {
-  // smallest t >= 0 with start + t*dil >= 0
-  return start >= 0 ? 0 : (-start + dil - 1) / dil;
-}
-}  // namespace
 
-void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, index_t* ind) {
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Valid taps [t0, t1) of a window starting at `start` with dilation `dil`
+// over an axis of length n.
+struct Taps {
+  index_t t0, t1;
+};
+inline Taps taps_in(index_t start, index_t k, index_t dil, index_t n) {
+  Taps t;
+  t.t0 = start >= 0 ? 0 : (-start + dil - 1) / dil;
+  t.t1 = start + (k - 1) * dil < n ? k : (n - 1 - start) / dil + 1;
+  if (start > n - 1) t.t1 = 0;
+  if (t.t1 < t.t0) t.t1 = t.t0;
+  return t;
+}
+
+// Row buffer: [pad_l identity][W values][identity up to every tap + slack].
+index_t row_len(const Pool2dParams& p) {
+  const index_t reach = (p.OW - 1) * p.stride_w + (p.kw - 1) * p.dil_w + 1;
+  return std::max(p.pad_l + p.W + p.pad_r, reach) + 2 * 16 + 1;
+}
+
+// Divisor factor of one axis (PyTorch): with count_include_pad the window
+// clipped to the padded extent, else the number of real elements.
+inline index_t axis_count(const Pool2dParams& p, index_t start, index_t k, index_t n,
+                          index_t pad_end) {
+  if (p.count_include_pad) return std::min(start + k, n + pad_end) - start;
+  return std::max<index_t>(0, std::min(start + k, n) - std::max<index_t>(start, 0));
+}
+
+// Column counts of the average windows (the same for every plane and row).
+std::vector<float> col_counts(const Pool2dParams& p) {
+  std::vector<float> wc(size_t(p.OW));
+  for (index_t ow = 0; ow < p.OW; ++ow)
+    wc[size_t(ow)] = float(axis_count(p, ow * p.stride_w - p.pad_l, p.kw, p.W, p.pad_r));
+  return wc;
+}
+
+// PyTorch's argmax of one window (flat h*W+w), or -1 if it has no element.
+inline index_t window_argmax(const Pool2dParams& p, const float* xp, index_t hs, const Taps& th,
+                             index_t ws, const Taps& tw, float* best_out) {
+  if (th.t0 >= th.t1 || tw.t0 >= tw.t1) {
+    *best_out = kNegInf;
+    return -1;
+  }
+  index_t arg = (hs + th.t0 * p.dil_h) * p.W + ws + tw.t0 * p.dil_w;
+  float best = kNegInf;
+  for (index_t i = th.t0; i < th.t1; ++i) {
+    const index_t ih = hs + i * p.dil_h;
+    const float* r = xp + ih * p.W;
+    for (index_t j = tw.t0; j < tw.t1; ++j) {
+      const index_t iw = ws + j * p.dil_w;
+      const float v = r[iw];
+      if (v > best || v != v) {
+        best = v;
+        arg = ih * p.W + iw;
+      }
+    }
+  }
+  *best_out = best;
+  return arg;
+}
+
+std::vector<Taps> col_taps(const Pool2dParams& p) {
+  std::vector<Taps> t(size_t(p.OW));
+  for (index_t ow = 0; ow < p.OW; ++ow)
+    t[size_t(ow)] = taps_in(ow * p.stride_w - p.pad_l, p.kw, p.dil_w, p.W);
+  return t;
+}
+
+void max_pool_indices(const Pool2dParams& p, const float* x, float* y, index_t* ind) {
   const index_t hw = p.H * p.W, ohw = p.OH * p.OW;
+  const std::vector<Taps> ct = col_taps(p);
   parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
     for (index_t nc = b; nc < e; ++nc) {
       const float* xp = x + nc * hw;
       for (index_t oh = 0; oh < p.OH; ++oh) {
         const index_t hs = oh * p.stride_h - p.pad_t;
-        const index_t i0 = first_in(hs, p.dil_h);
+        const Taps th = taps_in(hs, p.kh, p.dil_h, p.H);
         for (index_t ow = 0; ow < p.OW; ++ow) {
-          const index_t ws = ow * p.stride_w - p.pad_l;
-          const index_t j0 = first_in(ws, p.dil_w);
-          float best = -std::numeric_limits<float>::infinity();
-          index_t arg = -1;
-          for (index_t i = i0; i < p.kh; ++i) {
-            const index_t ih = hs + i * p.dil_h;
-            if (ih >= p.H) break;
-            for (index_t j = j0; j < p.kw; ++j) {
-              const index_t iw = ws + j * p.dil_w;
-              if (iw >= p.W) break;
-              const float v = xp[ih * p.W + iw];
-              // NaN propagates, as in PyTorch.
-              if (v > best || v != v || arg < 0) {
-                if (!(best != best)) { best = v; arg = ih * p.W + iw; }
-              }
-            }
-          }
+          float best;
+          const index_t arg = window_argmax(p, xp, hs, th, ow * p.stride_w - p.pad_l,
+                                            ct[size_t(ow)], &best);
           y[nc * ohw + oh * p.OW + ow] = best;
-          if (ind) ind[nc * ohw + oh * p.OW + ow] = arg;
+          ind[nc * ohw + oh * p.OW + ow] = arg;
         }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, index_t* ind) {
+  if (ind) {
+    max_pool_indices(p, x, y, ind);
+    return;
+  }
+  const index_t hw = p.H * p.W, ohw = p.OH * p.OW, L = row_len(p);
+  const KernelTable& kt = kernels();
+  parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
+    std::vector<float> row(size_t(L), kNegInf);
+    float* mid = row.data() + p.pad_l;
+    for (index_t nc = b; nc < e; ++nc) {
+      const float* xp = x + nc * hw;
+      float* yp = y + nc * ohw;
+      for (index_t oh = 0; oh < p.OH; ++oh) {
+        const index_t hs = oh * p.stride_h - p.pad_t;
+        const Taps th = taps_in(hs, p.kh, p.dil_h, p.H);
+        float* yr = yp + oh * p.OW;
+        if (th.t0 >= th.t1) {
+          std::fill(yr, yr + p.OW, kNegInf);
+          continue;
+        }
+        std::memcpy(mid, xp + (hs + th.t0 * p.dil_h) * p.W, size_t(p.W) * sizeof(float));
+        for (index_t i = th.t0 + 1; i < th.t1; ++i)
+          kt.pool_vmax(p.W, xp + (hs + i * p.dil_h) * p.W, mid);
+        kt.pool_hmax(p.OW, p.stride_w, p.kw, p.dil_w, row.data(), yr);
       }
     }
   });
@@ -56,117 +149,106 @@ void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, index_t
 
 void max_pool2d_backward(const Pool2dParams& p, const float* gy, const float* x, float* gx) {
   const index_t hw = p.H * p.W, ohw = p.OH * p.OW;
+  const std::vector<Taps> ct = col_taps(p);
   parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
     for (index_t nc = b; nc < e; ++nc) {
       const float* xp = x + nc * hw;
-      float* gp = gx + nc * hw;
-      std::memset(gp, 0, size_t(hw) * sizeof(float));
+      const float* gp = gy + nc * ohw;
+      float* gxp = gx + nc * hw;
+      std::memset(gxp, 0, size_t(hw) * sizeof(float));
       for (index_t oh = 0; oh < p.OH; ++oh) {
         const index_t hs = oh * p.stride_h - p.pad_t;
-        const index_t i0 = first_in(hs, p.dil_h);
+        const Taps th = taps_in(hs, p.kh, p.dil_h, p.H);
         for (index_t ow = 0; ow < p.OW; ++ow) {
-          const index_t ws = ow * p.stride_w - p.pad_l;
-          const index_t j0 = first_in(ws, p.dil_w);
-          float best = -std::numeric_limits<float>::infinity();
-          index_t arg = -1;
-          for (index_t i = i0; i < p.kh; ++i) {
-            const index_t ih = hs + i * p.dil_h;
-            if (ih >= p.H) break;
-            for (index_t j = j0; j < p.kw; ++j) {
-              const index_t iw = ws + j * p.dil_w;
-              if (iw >= p.W) break;
-              const float v = xp[ih * p.W + iw];
-              if (v > best || v != v || arg < 0) {
-                if (!(best != best)) { best = v; arg = ih * p.W + iw; }
-              }
-            }
-          }
-          if (arg >= 0) gp[arg] += gy[nc * ohw + oh * p.OW + ow];
+          float best;
+          const index_t arg = window_argmax(p, xp, hs, th, ow * p.stride_w - p.pad_l,
+                                            ct[size_t(ow)], &best);
+          if (arg >= 0) gxp[arg] += gp[oh * p.OW + ow];
         }
       }
     }
   });
 }
 
-namespace {
-// Divisor of one average window (PyTorch): with count_include_pad the window
-// clipped to the padded input (not beyond, even in ceil mode), else the
-// count of real elements.
-inline index_t avg_divisor(const Pool2dParams& p, index_t hs, index_t ws) {
-  if (p.count_include_pad) {
-    const index_t he = std::min(hs + p.kh, p.H + p.pad_b), we = std::min(ws + p.kw, p.W + p.pad_r);
-    return (he - hs) * (we - ws);
-  }
-  const index_t h0 = std::max<index_t>(hs, 0), w0 = std::max<index_t>(ws, 0);
-  const index_t h1 = std::min(hs + p.kh, p.H), w1 = std::min(ws + p.kw, p.W);
-  return std::max<index_t>(0, h1 - h0) * std::max<index_t>(0, w1 - w0);
-}
-}  // namespace
-
 void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
-  const index_t hw = p.H * p.W, ohw = p.OH * p.OW;
+  const index_t hw = p.H * p.W, ohw = p.OH * p.OW, L = row_len(p);
+  const std::vector<float> wc = col_counts(p);
+  const KernelTable& kt = kernels();
   parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
+    std::vector<float> row(size_t(L), 0.f), div(size_t(p.OW));
+    float* mid = row.data() + p.pad_l;
     for (index_t nc = b; nc < e; ++nc) {
       const float* xp = x + nc * hw;
+      float* yp = y + nc * ohw;
       for (index_t oh = 0; oh < p.OH; ++oh) {
         const index_t hs = oh * p.stride_h - p.pad_t;
         const index_t h0 = std::max<index_t>(hs, 0), h1 = std::min(hs + p.kh, p.H);
-        for (index_t ow = 0; ow < p.OW; ++ow) {
-          const index_t ws = ow * p.stride_w - p.pad_l;
-          const index_t w0 = std::max<index_t>(ws, 0), w1 = std::min(ws + p.kw, p.W);
-          float s = 0.f;
-          for (index_t ih = h0; ih < h1; ++ih)
-            for (index_t iw = w0; iw < w1; ++iw) s += xp[ih * p.W + iw];
-          const index_t d = avg_divisor(p, hs, ws);
-          y[nc * ohw + oh * p.OW + ow] = d > 0 ? s / float(d) : 0.f;
+        float* yr = yp + oh * p.OW;
+        if (h0 >= h1) {  // window rows all padding: the sum is 0
+          std::fill(yr, yr + p.OW, 0.f);
+          continue;
         }
+        const float hc = float(axis_count(p, hs, p.kh, p.H, p.pad_b));
+        for (index_t ow = 0; ow < p.OW; ++ow) {
+          const float d = hc * wc[size_t(ow)];
+          div[size_t(ow)] = d > 0.f ? d : 1.f;  // no real element: 0 / 1
+        }
+        std::memcpy(mid, xp + h0 * p.W, size_t(p.W) * sizeof(float));
+        for (index_t ih = h0 + 1; ih < h1; ++ih) kt.pool_vadd(p.W, xp + ih * p.W, mid);
+        kt.pool_havg(p.OW, p.stride_w, p.kw, row.data(), div.data(), yr);
       }
     }
   });
 }
 
 void avg_pool2d_backward(const Pool2dParams& p, const float* gy, float* gx) {
-  const index_t hw = p.H * p.W, ohw = p.OH * p.OW;
+  const index_t hw = p.H * p.W, ohw = p.OH * p.OW, L = row_len(p);
+  const std::vector<float> wc = col_counts(p);
+  const KernelTable& kt = kernels();
   parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
+    std::vector<float> row(static_cast<size_t>(L)), g(static_cast<size_t>(p.OW));
+    const float* mid = row.data() + p.pad_l;
     for (index_t nc = b; nc < e; ++nc) {
-      float* gp = gx + nc * hw;
-      std::memset(gp, 0, size_t(hw) * sizeof(float));
+      const float* gp = gy + nc * ohw;
+      float* gxp = gx + nc * hw;
+      std::memset(gxp, 0, size_t(hw) * sizeof(float));
       for (index_t oh = 0; oh < p.OH; ++oh) {
         const index_t hs = oh * p.stride_h - p.pad_t;
         const index_t h0 = std::max<index_t>(hs, 0), h1 = std::min(hs + p.kh, p.H);
+        if (h0 >= h1) continue;
+        const float hc = float(axis_count(p, hs, p.kh, p.H, p.pad_b));
         for (index_t ow = 0; ow < p.OW; ++ow) {
-          const index_t ws = ow * p.stride_w - p.pad_l;
-          const index_t w0 = std::max<index_t>(ws, 0), w1 = std::min(ws + p.kw, p.W);
-          const index_t d = avg_divisor(p, hs, ws);
-          if (d <= 0) continue;
-          const float g = gy[nc * ohw + oh * p.OW + ow] / float(d);
-          for (index_t ih = h0; ih < h1; ++ih)
-            for (index_t iw = w0; iw < w1; ++iw) gp[ih * p.W + iw] += g;
+          const float d = hc * wc[size_t(ow)];
+          g[size_t(ow)] = d > 0.f ? gp[oh * p.OW + ow] / d : 0.f;
         }
+        // Horizontal scatter into the padded row, then add it to each input
+        // row of the window (the transpose of the forward passes).
+        std::fill(row.begin(), row.end(), 0.f);
+        float* r = row.data();
+        if (p.stride_w == 1) {
+          for (index_t j = 0; j < p.kw; ++j)
+            for (index_t ow = 0; ow < p.OW; ++ow) r[ow + j] += g[size_t(ow)];
+        } else {
+          for (index_t ow = 0; ow < p.OW; ++ow)
+            for (index_t j = 0; j < p.kw; ++j) r[ow * p.stride_w + j] += g[size_t(ow)];
+        }
+        for (index_t ih = h0; ih < h1; ++ih) kt.pool_vadd(p.W, mid, gxp + ih * p.W);
       }
     }
   });
 }
 
 void global_avg_pool2d_forward(index_t N, index_t C, index_t HW, const float* x, float* y) {
+  const auto sum = kernels().sum;
   parallel_for(N * C, 16, [&](index_t b, index_t e) {
-    for (index_t i = b; i < e; ++i) {
-      const float* r = x + i * HW;
-      float s = 0.f;
-      for (index_t j = 0; j < HW; ++j) s += r[j];
-      y[i] = s / float(HW);
-    }
+    for (index_t i = b; i < e; ++i) y[i] = sum(HW, x + i * HW) / float(HW);
   });
 }
 
 void global_max_pool2d_forward(index_t N, index_t C, index_t HW, const float* x, float* y) {
+  const auto mx = kernels().max_nan;
   parallel_for(N * C, 16, [&](index_t b, index_t e) {
-    for (index_t i = b; i < e; ++i) {
-      const float* r = x + i * HW;
-      float m = r[0];
-      for (index_t j = 1; j < HW; ++j) m = (r[j] > m || r[j] != r[j]) && m == m ? r[j] : m;
-      y[i] = m;
-    }
+    for (index_t i = b; i < e; ++i) y[i] = mx(HW, x + i * HW);
   });
 }
 
@@ -181,12 +263,20 @@ void global_avg_pool2d_backward(index_t N, index_t C, index_t HW, const float* g
 
 void global_max_pool2d_backward(index_t N, index_t C, index_t HW, const float* gy, const float* x,
                                 float* gx) {
+  const auto mx = kernels().max_nan;
   parallel_for(N * C, 16, [&](index_t b, index_t e) {
     for (index_t i = b; i < e; ++i) {
       const float* r = x + i * HW;
+      // As max_pool2d over the whole plane: the first maximum, or the last NaN.
+      const float m = mx(HW, r);
       index_t arg = 0;
-      for (index_t j = 1; j < HW; ++j)
-        if ((r[j] > r[arg] || r[j] != r[j]) && r[arg] == r[arg]) arg = j;
+      if (m != m) {
+        for (index_t j = HW - 1; j >= 0; --j)
+          if (r[j] != r[j]) { arg = j; break; }
+      } else {
+        for (index_t j = 0; j < HW; ++j)
+          if (r[j] == m) { arg = j; break; }
+      }
       std::fill(gx + i * HW, gx + (i + 1) * HW, 0.f);
       gx[i * HW + arg] = gy[i];
     }

@@ -1,7 +1,11 @@
 // Fills the dispatch table with this ISA's kernels (one copy per ISA).
+#include "convcore/cpu/kernels/backward_table.h"
 #include "convcore/cpu/kernels/relu.h"
 #include "convcore/cpu/kernels/sgemm_kernel.h"
 #include "convcore/dispatch.h"
+
+#include <algorithm>
+#include <cstdlib>
 
 #define CC_STR2(x) #x
 #define CC_STR(x) CC_STR2(x)
@@ -13,10 +17,18 @@ namespace CONVCORE_ISA {
 void fill_table(KernelTable& t) {
   t.isa = CC_STR(CONVCORE_ISA);
   t.simd_width = kVW;
-  t.gemm_mr = kGemmMR;
-  t.gemm_nr = 2 * kVW;
+  t.gemm_mr = kMR;
+  t.gemm_nr = kNR;
+  t.gemm_kc = 256;
+  // Tuning knob for benchmarks only: CONVCORE_GEMM_KC=<k block>.
+  if (const char* kc = std::getenv("CONVCORE_GEMM_KC")) t.gemm_kc = std::max(16, std::atoi(kc));
   t.sgemm = &sgemm;
+  t.gemm_pack_a = &gemm_pack_a;
+  t.gemm_block = &gemm_block;
+  t.depthwise = &depthwise;
+  t.conv_pack_b = &conv_pack_b;
   t.relu = &relu;
+  fill_backward_table(t);  // backward, pooling, activation kernels
 }
 
 }  // namespace CONVCORE_ISA

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Training-step time (forward + backward + SGD step): convcore.nn against torch CPU.
+
+Models (same architecture, same weights, same thread count in both):
+  lenet5   LeNet-5 on 1x28x28, batch 64
+  resnet   a small ResNet block stack (stem + 4 basic blocks with BatchNorm,
+           one stride-2 stage) on 3x32x32, batch 32
+
+Engines run interleaved in rounds (a short sleep between engines); each
+round times `--steps` steps and the best round per engine is reported.
+Afterwards one more convcore run splits its step time into the share spent
+inside convcore._core kernels and the share outside them (the Python layer:
+autograd bookkeeping, argument checks, numpy BatchNorm / loss / SGD update).
+
+Run:  PYTHONPATH=python python3 bench/bench_train.py --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import convcore
+from convcore import nn, optim
+from convcore.nn import functional as F
+
+
+# -- the two models, written once for both libraries -------------------------------------------
+def lenet5(lib):
+    return lib.Sequential(
+        lib.Conv2d(1, 6, 5, padding=2), lib.ReLU(), lib.MaxPool2d(2),
+        lib.Conv2d(6, 16, 5), lib.ReLU(), lib.MaxPool2d(2), lib.Flatten(),
+        lib.Linear(16 * 5 * 5, 120), lib.ReLU(), lib.Linear(120, 84), lib.ReLU(),
+        lib.Linear(84, 10))
+
+
+def resnet(lib):
+    class BasicBlock(lib.Module):
+        def __init__(self, cin, cout, stride=1):
+            super().__init__()
+            self.conv1 = lib.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+            self.bn1 = lib.BatchNorm2d(cout)
+            self.conv2 = lib.Conv2d(cout, cout, 3, padding=1, bias=False)
+            self.bn2 = lib.BatchNorm2d(cout)
+            self.relu = lib.ReLU()
+            self.down = None
+            if stride != 1 or cin != cout:
+                self.down = lib.Sequential(lib.Conv2d(cin, cout, 1, stride=stride, bias=False),
+                                           lib.BatchNorm2d(cout))
+
+        def forward(self, x):
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return self.relu(out + (x if self.down is None else self.down(x)))
+
+    return lib.Sequential(
+        lib.Conv2d(3, 16, 3, padding=1, bias=False), lib.BatchNorm2d(16), lib.ReLU(),
+        BasicBlock(16, 16), BasicBlock(16, 16), BasicBlock(16, 32, 2), BasicBlock(32, 32),
+        lib.AdaptiveAvgPool2d(1), lib.Flatten(), lib.Linear(32, 10))
+
+
+MODELS = {"lenet5": (lenet5, (64, 1, 28, 28)), "resnet": (resnet, (32, 3, 32, 32))}
+
+
+# -- one training step per engine ------------------------------------------------------------
+def convcore_stepper(model, x, y):
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def torch_stepper(model, x, y):
+    import torch
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xt), yt)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def time_steps(step, n):
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - t0) / n
+
+
+def kernel_share(step, n):
+    """(seconds in convcore._core calls, total seconds) per step, for one convcore run.
+
+    Every _core entry point nn uses is wrapped with a timer; the remainder of
+    the step is the Python layer: autograd bookkeeping, argument checks and
+    the numpy work (BatchNorm, cross entropy, SGD update, transposes).
+    """
+    core = convcore._core
+    spent = [0.0]
+    saved = {}
+    for name in ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
+                 "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d",
+                 "global_pool2d_backward", "relu", "relu_backward"):
+        fn = saved[name] = getattr(core, name)
+
+        def timed(*a, _fn=fn):
+            t = time.perf_counter()
+            r = _fn(*a)
+            spent[0] += time.perf_counter() - t
+            return r
+        setattr(core, name, timed)
+    try:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        total = time.perf_counter() - t0
+    finally:
+        for name, fn in saved.items():
+            setattr(core, name, fn)
+    return spent[0] / n, total / n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--models", default="lenet5,resnet")
+    ap.add_argument("--no-torch", action="store_true")
+    args = ap.parse_args()
+
+    convcore.set_num_threads(args.threads)
+    torch = None
+    if not args.no_torch:
+        import torch
+        torch.set_num_threads(args.threads)
+    print(f"convcore {convcore.__version__} ({convcore.cpu_info()['isa']}), threads={args.threads}"
+          + (f", torch {torch.__version__}" if torch else ""))
+    rows = []
+    for name in args.models.split(","):
+        make, shape = MODELS[name]
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = rng.integers(0, 10, shape[0]).astype(np.int64)
+        nn.manual_seed(0)
+        cm = make(nn)
+        engines = {"convcore": convcore_stepper(cm, x, y)}
+        if torch:
+            tm = make(torch.nn)
+            tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in cm.state_dict().items()})
+            engines["torch"] = torch_stepper(tm, x, y)
+        best = {k: float("inf") for k in engines}
+        for step in engines.values():  # warm up
+            time_steps(step, 3)
+        for _ in range(args.rounds):
+            for k, step in engines.items():
+                best[k] = min(best[k], time_steps(step, args.steps))
+                time.sleep(0.2)
+        kern, total = kernel_share(engines["convcore"], args.steps * 2)
+        rows.append((name, shape, best, (kern, total)))
+
+    print(f"\n{'model':8} {'input':>14} {'convcore ms':>12} {'torch ms':>9} {'speedup':>8}   "
+          f"{'in kernels':>10} {'outside':>8}")
+    for name, shape, best, (kern, total) in rows:
+        c, t = best["convcore"] * 1e3, best.get("torch", float("nan")) * 1e3
+        print(f"{name:8} {'x'.join(map(str, shape)):>14} {c:12.2f} {t:9.2f} {t / c:7.2f}x   "
+              f"{kern / total:10.0%} {1 - kern / total:8.0%}")
+    print("\nspeedup = torch time / convcore time (>1: convcore faster). 'in kernels' / "
+          "'outside': share of convcore's step spent inside convcore._core calls / in the "
+          "Python layer (autograd, checks, numpy BatchNorm/loss/SGD), from one extra timed run.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+// A convolution's weights packed once for the GEMM micro-kernels and reused
+// across calls (the ONNX runner's fast path). conv2d_forward() packs on every
+// call through the same code.
+#pragma once
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "convcore/conv2d.h"
+
+namespace convcore {
+
+struct AlignedFloats {
+  struct Free { void operator()(float* p) const { std::free(p); } };
+  std::unique_ptr<float, Free> ptr;
+  index_t size = 0;
+  void resize(index_t n);  // uninitialised, 64-byte aligned
+  float* data() const { return ptr.get(); }
+};
+
+class PackedConv2d {
+ public:
+  // `geom` needs K, C, kh, kw, strides, padding, dilation and groups; its
+  // N, H, W are ignored (each run() brings its own). `algo` may force one.
+  PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo algo = ConvAlgo::Auto);
+
+  // y = clamp(conv(x) + bias + residual) for a finalize()d `p` whose
+  // channels, kernel and geometry match the packed ones.
+  void run(const Conv2dParams& p, const float* x, float* y, const Epilogue& ep,
+           const float* residual) const;
+
+  const Conv2dParams& geometry() const { return geom_; }
+  // The algorithm run() uses for an input of this size.
+  ConvAlgo algo_for(const Conv2dParams& p) const;
+
+ private:
+  Conv2dParams geom_;
+  ConvAlgo forced_;
+  std::vector<float> w_;  // original layout (depthwise, im2col fallback)
+  AlignedFloats a_;       // GEMM-packed: [group][k block][M padded x kc]
+  index_t mpad_ = 0, kc_ = 0, mr_ = 0;
+  friend struct ConvRunner;
+};
+
+// Checks that `algo` can run `p`; throws std::invalid_argument otherwise.
+void check_conv_algo(const Conv2dParams& p, ConvAlgo algo);
+
+}  // namespace convcore

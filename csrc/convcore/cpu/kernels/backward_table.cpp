@@ -1,0 +1,21 @@
+#include "convcore/cpu/kernels/backward_table.h"
+
+namespace convcore {
+namespace cpu {
+namespace CONVCORE_ISA {
+
+void fill_backward_table(KernelTable& t) {
+  t.relu_backward = &relu_backward;
+  t.sum = &sum;
+  t.dw_bwd_input = &dw_bwd_input;
+  t.dw_bwd_weight = &dw_bwd_weight;
+  t.max_nan = &max_nan;
+  t.pool_vmax = &pool_vmax;
+  t.pool_vadd = &pool_vadd;
+  t.pool_hmax = &pool_hmax;
+  t.pool_havg = &pool_havg;
+}
+
+}  // namespace CONVCORE_ISA
+}  // namespace cpu
+}  // namespace convcore

@@ -1,0 +1,401 @@
+"""Differentiable ops on ``Tensor``: the functional forms behind the modules.
+
+conv2d, pooling and relu run forward and backward in the compiled kernels
+(``convcore._core``); linear, batch norm, dropout and the losses are a few
+lines of numpy. Arguments are checked once, in the forward call, by the same
+helpers the plain functional API uses, so backward can call ``_core`` directly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._checks import pair
+from ..functional import _conv_args, _pool_args
+from . import init as _init
+from .tensor import Tensor, _record
+
+__all__ = [
+    "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool2d", "relu",
+    "linear", "flatten", "batch_norm", "dropout", "log_softmax", "softmax", "cross_entropy",
+    "mse_loss",
+]
+
+
+def _t(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _f32(g: np.ndarray) -> np.ndarray:
+    """Gradients handed to a kernel must be float32 and C-contiguous."""
+    if g.dtype != np.float32 or not g.flags.c_contiguous:
+        g = np.ascontiguousarray(g, dtype=np.float32)
+    return g
+
+
+# -- convolution and pooling (compiled kernels) ---------------------------------------------
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None):
+    """``torch.nn.functional.conv2d``; ``activation="relu"`` fuses a ReLU into the kernel."""
+    x, weight = _t(x), _t(weight)
+    bias = None if bias is None else _t(bias)
+    xd, wd, stride, pad, dilation, groups = _conv_args("conv2d", x.data, weight.data, stride,
+                                                       padding, dilation, groups)
+    bd = None
+    if bias is not None:
+        bd = bias.data
+        if bd.dtype != np.float32 or bd.shape != (wd.shape[0],):
+            raise ValueError(f"conv2d: bias must be float32 of shape ({wd.shape[0]},), "
+                             f"got {bd.dtype} {bd.shape}")
+    lo = 0.0 if activation == "relu" else -np.inf
+    if activation not in (None, "relu"):
+        raise ValueError(f"conv2d: activation must be None or 'relu', got {activation!r}")
+    args = (list(stride), list(pad), list(dilation), groups)
+    y = _core.conv2d_forward(xd, wd, bd, *args, lo, np.inf, None, "auto")
+
+    def backward(g):
+        g = _f32(g)
+        if activation == "relu":
+            g = _core.relu_backward(g, y)
+        gx, gw, gb = _core.conv2d_backward(g, xd, wd, *args, x.requires_grad, weight.requires_grad,
+                                           bias is not None and bias.requires_grad)
+        return (gx, gw, gb) if bias is not None else (gx, gw)
+
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    out = Tensor._make(y, parents, backward, "conv2d")
+    _record("conv2d", parents, out, stride=stride, pads=pad, dilation=dilation, groups=groups,
+            kernel=wd.shape[2:])
+    if activation == "relu":
+        _record("relu", (out,), out)  # the trace sees Conv then Relu
+    return out
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    x = _t(x)
+    xd, k, s, p, d, _ = _pool_args("max_pool2d", x.data, kernel_size, stride, padding, dilation,
+                                   ceil_mode)
+    args = (list(k), list(s), list(p), list(d), bool(ceil_mode))
+    y = _core.max_pool2d_forward(xd, *args, False)
+    out = Tensor._make(y, (x,), lambda g: (_core.max_pool2d_backward(_f32(g), xd, *args),),
+                       "max_pool2d")
+    _record("max_pool2d", (x,), out, kernel=k, stride=s, pads=p, dilation=d,
+            ceil_mode=bool(ceil_mode))
+    return out
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    x = _t(x)
+    xd, k, s, p, _, _ = _pool_args("avg_pool2d", x.data, kernel_size, stride, padding, 1, ceil_mode)
+    args = (list(k), list(s), list(p), bool(ceil_mode), bool(count_include_pad))
+    y = _core.avg_pool2d_forward(xd, *args)
+    out = Tensor._make(y, (x,), lambda g: (_core.avg_pool2d_backward(_f32(g), xd, *args),),
+                       "avg_pool2d")
+    _record("avg_pool2d", (x,), out, kernel=k, stride=s, pads=p, ceil_mode=bool(ceil_mode),
+            count_include_pad=bool(count_include_pad))
+    return out
+
+
+def global_avg_pool2d(x):
+    """Mean over H and W: (N, C, H, W) -> (N, C, 1, 1)."""
+    x = _t(x)
+    if x.ndim != 4:
+        raise ValueError(f"global_avg_pool2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
+    xd = np.ascontiguousarray(x.data)
+    y = _core.global_avg_pool2d(xd)
+    out = Tensor._make(y, (x,), lambda g: (_core.global_pool2d_backward(_f32(g), xd, False),),
+                       "global_avg_pool2d")
+    _record("global_avg_pool2d", (x,), out)
+    return out
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Only output size 1 (global average pooling) is supported."""
+    size = pair("adaptive_avg_pool2d", "output_size", output_size)
+    if size != (1, 1):
+        raise ValueError(f"adaptive_avg_pool2d: only output_size=1 (global average pooling) is "
+                         f"supported, got {output_size!r}")
+    return global_avg_pool2d(x)
+
+
+def relu(x):
+    x = _t(x)
+    if x.data.dtype != np.float32:  # float64 (gradient checks): plain numpy
+        y = np.maximum(x.data, 0)
+        out = Tensor._make(y, (x,), lambda g: (g * (y > 0),), "relu")
+    else:
+        y = _core.relu(np.ascontiguousarray(x.data), None)
+        # y > 0 exactly where x > 0, so the output is all backward needs.
+        out = Tensor._make(y, (x,), lambda g: (_core.relu_backward(_f32(g), y),), "relu")
+    _record("relu", (x,), out)
+    return out
+
+
+# -- dense layers (numpy) -------------------------------------------------------------------
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias`` over the last axis (weight: (out, in), as in PyTorch)."""
+    x, weight = _t(x), _t(weight)
+    bias = None if bias is None else _t(bias)
+    xd, wd = x.data, weight.data
+    if xd.shape[-1:] != wd.shape[1:]:
+        raise ValueError(f"linear: input has {xd.shape[-1] if xd.ndim else 0} features, weight "
+                         f"expects {wd.shape[1]} (input shape {xd.shape}, weight {wd.shape})")
+    if xd.dtype == wd.dtype == np.float32 and (bias is None or bias.data.dtype == np.float32):
+        y, backward = _linear_kernel(x, weight, bias)
+    else:
+        y, backward = _linear_numpy(x, weight, bias)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    out = Tensor._make(y, parents, backward, "linear")
+    _record("linear", parents, out)
+    return out
+
+
+def _linear_kernel(x, weight, bias):
+    """float32: run the product as a 1x1 convolution whose "image" is the batch.
+
+    (out, in) @ (in, rows) is one GEMM in convcore's own threaded kernel, so
+    training never mixes OpenBLAS's thread pool with the OpenMP one (on a
+    2-core machine the two pools fight and a small matmul can take 100x longer).
+    """
+    xd, wd = x.data, weight.data
+    lead, fin, fout = xd.shape[:-1], wd.shape[1], wd.shape[0]
+    # Columns = rows of x: (1, in, rows, 1). x.T of a transposed output is contiguous for free.
+    xt = np.ascontiguousarray(xd.reshape(-1, fin).T).reshape(1, fin, -1, 1)
+    w4 = wd.reshape(fout, fin, 1, 1)
+    bd = None if bias is None else bias.data
+    args = ([1, 1], [0, 0, 0, 0], [1, 1], 1)
+    yt = _core.conv2d_forward(xt, w4, bd, *args, -np.inf, np.inf, None, "auto")
+    y = yt.reshape(fout, -1).T.reshape(lead + (fout,))
+
+    def backward(g):
+        gt = np.ascontiguousarray(g.reshape(-1, fout).T, dtype=np.float32).reshape(1, fout, -1, 1)
+        gx, gw, gb = _core.conv2d_backward(gt, xt, w4, *args, x.requires_grad,
+                                           weight.requires_grad,
+                                           bias is not None and bias.requires_grad)
+        gx = None if gx is None else gx.reshape(fin, -1).T.reshape(lead + (fin,))
+        gw = None if gw is None else gw.reshape(fout, fin)
+        return (gx, gw) if bias is None else (gx, gw, gb)
+    return y, backward
+
+
+def _linear_numpy(x, weight, bias):
+    """Other dtypes (float64 gradient checks): plain numpy."""
+    xd, wd = x.data, weight.data
+    y = xd @ wd.T
+    if bias is not None:
+        y = y + bias.data
+
+    def backward(g):
+        g2 = g.reshape(-1, g.shape[-1])
+        gx = (g @ wd) if x.requires_grad else None
+        gw = (g2.T @ xd.reshape(-1, xd.shape[-1])) if weight.requires_grad else None
+        if bias is None:
+            return gx, gw
+        return gx, gw, (g2.sum(axis=0) if bias.requires_grad else None)
+    return y, backward
+
+
+def flatten(x, start_dim: int = 1, end_dim: int = -1):
+    x = _t(x)
+    nd = x.ndim
+    s, e = start_dim % nd if nd else 0, end_dim % nd if nd else 0
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
+                         f"{nd}-D input")
+    shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+    src = x.shape
+    out = Tensor._make(x.data.reshape(shape), (x,), lambda g: (g.reshape(src),), "flatten")
+    _record("flatten", (x,), out, start_dim=s, end_dim=e)
+    return out
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch norm over axis 1 of an (N, C, ...) input, as ``torch.nn.functional.batch_norm``.
+
+    In training mode the batch statistics normalise the input and, when
+    running buffers are given, update them in place (unbiased variance).
+    Written to touch the (large) activation as few times as possible: the
+    per-channel sums are einsum reductions over an (N, C, L) view, and the
+    backward pass reuses the centred input saved by the forward pass.
+    """
+    x = _t(x)
+    weight = None if weight is None else _t(weight)
+    bias = None if bias is None else _t(bias)
+    xd = x.data
+    N, C = xd.shape[0], xd.shape[1]
+    m = xd.size // C if C else 0
+    bshape = (1, C) + (1,) * (xd.ndim - 2)
+    x3 = xd.reshape(N, C, -1)
+    dt = xd.dtype
+
+    def csum(a3):  # per-channel sum of an (N, C, L) array
+        return np.einsum("ncl->c", a3)
+
+    if training:
+        if m <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                             f"got input shape {xd.shape}")
+        mean = csum(x3) / m
+        xc = xd - mean.reshape(bshape)  # kept for backward
+        xc3 = xc.reshape(N, C, -1)
+        var = np.einsum("ncl,ncl->c", xc3, xc3) / m
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += momentum * var * (m / (m - 1))
+    else:
+        mean, var, xc = running_mean.astype(dt), running_var.astype(dt), None
+    invstd = (1.0 / np.sqrt(var + eps)).astype(dt)
+    scale = invstd if weight is None else (invstd * weight.data).astype(dt)
+    if training:
+        y = xc * scale.reshape(bshape)
+        if bias is not None:
+            y += bias.data.reshape(bshape)
+    else:
+        shift = -mean * scale if bias is None else bias.data - mean * scale
+        y = xd * scale.reshape(bshape)
+        y += shift.astype(dt).reshape(bshape)
+
+    def backward(g):
+        g3 = g.reshape(N, C, -1)
+        gsum = csum(g3)
+        need_w = weight is not None and weight.requires_grad
+        gdot = None  # sum(g * (x - mean)) per channel
+        if training or need_w:
+            gdot = np.einsum("ncl,ncl->c", g3, xc3) if training else \
+                np.einsum("ncl,ncl->c", g3, x3) - mean * gsum
+        gx = None
+        if x.requires_grad:
+            gx = g * scale.reshape(bshape)
+            if training:  # mean and variance depend on x too
+                gx -= xc * (scale * gdot * invstd * invstd / m).reshape(bshape)
+                gx -= (scale * gsum / m).reshape(bshape)
+        grads = [gx]
+        if weight is not None:
+            grads.append((gdot * invstd).astype(weight.data.dtype) if need_w else None)
+        if bias is not None:
+            grads.append(gsum if bias.requires_grad else None)
+        return tuple(grads)
+
+    parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
+    out = Tensor._make(y, parents, backward, "batch_norm")
+    if not training:
+        _record("batch_norm", parents, out, mean=running_mean, var=running_var, eps=float(eps),
+                has_weight=weight is not None, has_bias=bias is not None)
+    else:
+        _record("batch_norm_train", parents, out)
+    return out
+
+
+def dropout(x, p: float = 0.5, training: bool = True, generator=None):
+    """Zero each element with probability p while training; scale the rest by 1/(1-p)."""
+    x = _t(x)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        mask = np.zeros_like(x.data)
+    else:
+        rng = generator if generator is not None else _init.default_generator()
+        mask = (rng.random(x.shape, dtype=np.float32) >= p).astype(x.data.dtype)
+        mask *= 1.0 / (1.0 - p)
+    return Tensor._make(x.data * mask, (x,), lambda g: (g * mask,), "dropout")
+
+
+# -- losses ---------------------------------------------------------------------------------
+def _log_softmax_array(z: np.ndarray, axis: int) -> np.ndarray:
+    m = z.max(axis=axis, keepdims=True)
+    s = z - m
+    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+
+def log_softmax(x, axis: int = -1):
+    x = _t(x)
+    lp = _log_softmax_array(x.data, axis)
+
+    def backward(g):
+        return (g - np.exp(lp) * g.sum(axis=axis, keepdims=True),)
+    out = Tensor._make(lp, (x,), backward, "log_softmax")
+    _record("log_softmax", (x,), out, axis=axis)
+    return out
+
+
+def softmax(x, axis: int = -1):
+    x = _t(x)
+    y = np.exp(_log_softmax_array(x.data, axis))
+
+    def backward(g):
+        return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
+    out = Tensor._make(y, (x,), backward, "softmax")
+    _record("softmax", (x,), out, axis=axis)
+    return out
+
+
+def _labels(target, n: int, c: int) -> np.ndarray:
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind not in "iu":
+        if t.dtype.kind == "f" and t.size and np.all(t == np.round(t)):
+            t = t.astype(np.int64)
+        else:
+            raise TypeError(f"cross_entropy: target must hold integer class labels, got dtype {t.dtype}")
+    if t.shape != (n,):
+        raise ValueError(f"cross_entropy: target must have shape ({n},) to match input of "
+                         f"{n} rows, got {t.shape}")
+    if t.size and (t.min() < 0 or t.max() >= c):
+        bad = t[(t < 0) | (t >= c)][0]
+        raise ValueError(f"cross_entropy: label {int(bad)} is out of range for {c} classes "
+                         f"(labels must be in [0, {c - 1}])")
+    return t.astype(np.int64, copy=False)
+
+
+def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float = 0.0):
+    """Softmax cross entropy of (N, C) logits against integer labels (N,)."""
+    x = _t(input)
+    if x.ndim != 2:
+        raise ValueError(f"cross_entropy: input must be 2-D logits (N, C), got shape {x.shape}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
+    n, c = x.shape
+    t = _labels(target, n, c)
+    lp = _log_softmax_array(x.data, 1)
+    rows = np.arange(n)
+    eps = label_smoothing
+    per = -(1 - eps) * lp[rows, t]
+    if eps:
+        per -= eps / c * lp.sum(axis=1)
+    loss = per.mean() if reduction == "mean" else (per.sum() if reduction == "sum" else per)
+    loss = np.asarray(loss, dtype=x.data.dtype)
+
+    def backward(g):
+        # d loss_i / d z = softmax(z_i) - smoothed one-hot(t_i)
+        d = np.exp(lp)
+        d[rows, t] -= 1 - eps
+        if eps:
+            d -= eps / c
+        if reduction == "mean":
+            d *= g / max(n, 1)
+        elif reduction == "sum":
+            d *= g
+        else:
+            d *= g[:, None]
+        return (d.astype(x.data.dtype, copy=False),)
+    return Tensor._make(loss, (x,), backward, "cross_entropy")
+
+
+def mse_loss(input, target, reduction: str = "mean"):
+    """Mean (or summed) squared error; gradients flow to both sides."""
+    x = _t(input)
+    y = target if isinstance(target, Tensor) else Tensor(np.asarray(target), dtype=x.data.dtype)
+    if x.shape != y.shape:
+        raise ValueError(f"mse_loss: input shape {x.shape} differs from target shape {y.shape}")
+    sq = (x - y) ** 2
+    if reduction == "mean":
+        return sq.mean()
+    if reduction == "sum":
+        return sq.sum()
+    if reduction == "none":
+        return sq
+    raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")

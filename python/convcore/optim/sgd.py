@@ -1,0 +1,31 @@
+"""SGD with momentum, Nesterov momentum and (L2) weight decay — PyTorch's update rule."""
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer, check_hyper
+
+
+class SGD(Optimizer):
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        check_hyper("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def step(self) -> None:
+        for g in self.param_groups:
+            lr, mom, damp, wd = g["lr"], g["momentum"], g["dampening"], g["weight_decay"]
+            for p, state in self._params_with_grad(g):
+                d = p.grad if wd == 0 else p.grad + wd * p.data
+                if mom:
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = np.array(d, dtype=p.data.dtype, copy=True)
+                    else:
+                        buf *= mom
+                        buf += (1 - damp) * d if damp else d
+                    d = d + mom * buf if g["nesterov"] else buf
+                p.data -= (lr * d).astype(p.data.dtype, copy=False)

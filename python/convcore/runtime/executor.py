@@ -1,0 +1,45 @@
+"""Runs the optimised node list over a dict of live values.
+
+Stateless per call (safe from several threads): all per-run values live in a
+local dict; ops are read-only objects. The kernels release the GIL.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import node_label
+
+
+def run_nodes(graph, free_after, env: dict) -> dict:
+    for i, node in enumerate(graph.nodes):
+        args = [env[name] if name else None for name in node.inputs]
+        # Trailing omitted optional inputs are simply not passed.
+        while args and args[-1] is None:
+            args.pop()
+        try:
+            with np.errstate(all="ignore"):
+                outs = node.op.run(*args)
+        except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError,
+                AttributeError, AssertionError, NotImplementedError) as e:
+            raise _wrap(node, e) from None
+        if len(outs) < len([o for o in node.outputs if o]):
+            raise ValueError(f"{node_label(node)}: produced {len(outs)} outputs, the graph "
+                             f"expects {len(node.outputs)}")
+        for name, v in zip(node.outputs, outs):
+            if name:
+                env[name] = v
+        for name in free_after[i]:
+            env.pop(name, None)
+    return env
+
+
+def _wrap(node, e):
+    msg = str(e)
+    label = node_label(node)
+    if f"'{node.name}'" not in msg:
+        msg = f"{label}: {msg}"
+    cls = type(e) if isinstance(e, (ValueError, TypeError)) else ValueError
+    try:
+        return cls(msg)
+    except Exception:
+        return ValueError(msg)

@@ -1,0 +1,24 @@
+"""Graph passes, run in order at load: bind ops, fold constants, fold BN into
+Conv, fuse residual Adds and activations into Conv, drop dead nodes."""
+from .bind import bind_ops
+from .dead import eliminate_dead
+from .fold_bn import fold_batchnorm
+from .fold_constants import fold_constants
+from .fuse_conv import fuse_activations, fuse_residual
+
+__all__ = ["bind_ops", "eliminate_dead", "fold_batchnorm", "fold_constants", "fuse_activations",
+           "fuse_residual", "optimize"]
+
+
+def optimize(graph, base_dir=None, level: int = 2):
+    """level 0: bind only; 1: + constant folding and dead nodes; 2: + fusions."""
+    bind_ops(graph, base_dir)
+    if level >= 1:
+        fold_constants(graph)
+        eliminate_dead(graph)
+    if level >= 2:
+        fold_batchnorm(graph)
+        fuse_residual(graph)
+        fuse_activations(graph)
+        eliminate_dead(graph)
+    return graph

@@ -1,0 +1,188 @@
+"""InferenceSession: onnxruntime's API shape over convcore's kernels."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _core
+from .errors import ModelError
+from .executor import run_nodes
+from .loader import build_graph, load_model
+from .memory import plan_memory
+from .passes import optimize
+
+_TYPE_NAMES = {np.dtype(np.float32): "tensor(float)", np.dtype(np.float64): "tensor(double)",
+               np.dtype(np.float16): "tensor(float16)", np.dtype(np.int64): "tensor(int64)",
+               np.dtype(np.int32): "tensor(int32)", np.dtype(np.int8): "tensor(int8)",
+               np.dtype(np.uint8): "tensor(uint8)", np.dtype(np.bool_): "tensor(bool)",
+               np.dtype(np.int16): "tensor(int16)", np.dtype(np.uint16): "tensor(uint16)",
+               np.dtype(np.uint32): "tensor(uint32)", np.dtype(np.uint64): "tensor(uint64)"}
+
+
+@dataclass(frozen=True)
+class NodeArg:
+    """What get_inputs()/get_outputs() return (as onnxruntime's NodeArg)."""
+    name: str
+    shape: list     # ints, with symbolic dims as strings (None if unknown)
+    type: str
+    dtype: object = None
+
+
+class InferenceSession:
+    """Load an ONNX model (path, bytes or onnx.ModelProto) and run it.
+
+    ``threads``: kernel threads for this session's runs (default: convcore's
+    global setting). ``optimize``: 0 (none), 1 (constant folding) or 2 (all
+    fusions, the default).
+    """
+
+    MAX_PLANS = 16
+
+    def __init__(self, model, device: str = "cpu", threads: int | None = None,
+                 optimize_level: int = 2, providers=None, **_ignored):
+        if device not in ("cpu", None):
+            raise ValueError(f"InferenceSession: device '{device}' is not supported by the ONNX "
+                             f"runner (only 'cpu')")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads <= 0):
+            raise ValueError(f"InferenceSession: threads must be a positive int, got {threads!r}")
+        self.threads = threads
+        proto, base_dir = load_model(model)
+        graph = build_graph(proto, base_dir)
+        self.graph = optimize(graph, base_dir, optimize_level)
+        self.free_after = plan_memory(self.graph)
+        for v in self.graph.constants.values():
+            v.flags.writeable = False
+        self._plans = OrderedDict()
+        self._lock = threading.Lock()
+        self._inputs = [self._arg(s) for s in self.graph.inputs]
+        self._outputs = [self._arg(s) for s in self.graph.outputs]
+        self.opset = self.graph.opset
+
+    @staticmethod
+    def _arg(spec):
+        shape = None if spec.shape is None else [d if d is not None else None for d in spec.shape]
+        return NodeArg(spec.name, shape, _TYPE_NAMES.get(spec.dtype, "tensor(unknown)"), spec.dtype)
+
+    def get_inputs(self):
+        return list(self._inputs)
+
+    def get_outputs(self):
+        return list(self._outputs)
+
+    def get_providers(self):
+        return ["CPUExecutionProvider"]
+
+    # ---- running --------------------------------------------------------------
+    def _check_feeds(self, feeds) -> dict:
+        if not isinstance(feeds, dict):
+            raise TypeError(f"InferenceSession.run: feeds must be a dict of name -> numpy array, "
+                            f"got {type(feeds).__name__}")
+        known = {a.name: a for a in self._inputs}
+        extra = [k for k in feeds if k not in known]
+        if extra:
+            raise ValueError(f"InferenceSession.run: unknown input name(s) {extra}; the model's "
+                             f"inputs are {list(known)}")
+        missing = [k for k in known if k not in feeds]
+        if missing:
+            raise ValueError(f"InferenceSession.run: missing input(s) {missing}")
+        env = {}
+        for name, arr in feeds.items():
+            spec = known[name]
+            if not isinstance(arr, np.ndarray):
+                arr = np.asarray(arr)
+            if spec.dtype is not None and arr.dtype != spec.dtype:
+                raise TypeError(f"InferenceSession.run: input '{name}' must have dtype "
+                                f"{np.dtype(spec.dtype)} ({spec.type}), got {arr.dtype}")
+            if spec.shape is not None:
+                if arr.ndim != len(spec.shape):
+                    raise ValueError(f"InferenceSession.run: input '{name}' must have rank "
+                                     f"{len(spec.shape)} (shape {spec.shape}), got shape {arr.shape}")
+                for i, (want, got) in enumerate(zip(spec.shape, arr.shape)):
+                    if isinstance(want, int) and want > 0 and want != got:
+                        raise ValueError(f"InferenceSession.run: input '{name}' dim {i} must be "
+                                         f"{want} (shape {spec.shape}), got shape {arr.shape}")
+            # Never write into the caller's array: in-place ops see a read-only view.
+            arr = np.ascontiguousarray(arr).view()
+            arr.flags.writeable = False
+            env[name] = arr
+        return env
+
+    def run(self, output_names=None, input_feed=None, run_options=None):
+        """-> list of numpy arrays, one per requested output (all if None)."""
+        if input_feed is None:
+            raise TypeError("InferenceSession.run: input_feed (a dict) is required")
+        all_out = [o.name for o in self._outputs]
+        names = all_out if output_names is None else list(output_names)
+        bad = [n for n in names if n not in all_out]
+        if bad:
+            raise ValueError(f"InferenceSession.run: unknown output name(s) {bad}; the model's "
+                             f"outputs are {all_out}")
+        env = self._check_feeds(input_feed)
+        key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(env.items()))
+        self._plan_for(key, env)
+        if self.threads is not None and _core.get_num_threads() != self.threads:
+            _core.set_num_threads(self.threads)
+        env.update(self.graph.constants)
+        env = run_nodes(self.graph, self.free_after, env)
+        out = []
+        for n in names:
+            v = np.asarray(env[n])
+            if not (v.flags.writeable and v.flags.owndata):
+                v = np.array(v, copy=True)   # detach views of constants/inputs
+            out.append(v)
+        return out
+
+    def _plan_for(self, key, env):
+        """Per input-shape plan: cached kernel choices for the node report.
+        Bounded, so sessions that see many shapes do not grow without limit."""
+        with self._lock:
+            if key in self._plans:
+                self._plans.move_to_end(key)
+                return self._plans[key]
+            plan = {"shapes": {k: v.shape for k, v in env.items()}}
+            self._plans[key] = plan
+            while len(self._plans) > self.MAX_PLANS:
+                self._plans.popitem(last=False)
+            return plan
+
+    # ---- introspection ----------------------------------------------------------
+    def node_report(self, feeds=None):
+        """Per node: name, op type, what was fused into it, and for convs the
+        kernel chosen (needs feeds, or uses shapes of the last run)."""
+        shapes = {}
+        if feeds is not None:
+            env = self._check_feeds(feeds)
+            env.update(self.graph.constants)
+            shapes = _trace_shapes(self, env)
+        rows = []
+        for n in self.graph.nodes:
+            row = {"name": n.name, "op_type": n.op_type, "fused": list(getattr(n.op, "folded", []))}
+            if n.op_type == "Conv":
+                act = n.op.act if n.op.act is None or isinstance(n.op.act, str) else \
+                    f"clip({n.op.act[1]:g},{n.op.act[2]:g})"
+                row["epilogue"] = act
+                row["post"] = n.op.post[0] if n.op.post else None
+                if n.inputs[0] in shapes and n.inputs[1] in shapes:
+                    row["kernel"] = n.op.describe(shapes[n.inputs[0]], shapes[n.inputs[1]])
+            row["inplace"] = bool(n.op.inplace)
+            if n.outputs[0] in shapes:
+                row["out_shape"] = tuple(shapes[n.outputs[0]])
+            rows.append(row)
+        return rows
+
+
+def _trace_shapes(sess, env):
+    shapes = {k: np.shape(v) for k, v in env.items()}
+    orig = sess.free_after
+    # Run once without freeing so that every shape can be read back.
+    full = run_nodes(sess.graph, [[] for _ in orig], dict(env))
+    shapes.update({k: np.shape(v) for k, v in full.items()})
+    return shapes
+
+
+def load_error_types():
+    return (ModelError, ValueError, TypeError)
