@@ -69,10 +69,11 @@ __global__ void dw_backward_weight_kernel(ConvDims d, const float* __restrict__ 
 __global__ void bias_backward_kernel(ConvDims d, const float* __restrict__ gy,
                                      float* __restrict__ gb) {
   const int k = blockIdx.x;
-  const i64 total = i64(d.N) * d.OHW;
+  const i64 total = i64(d.N) * d.OHW;  // < 2^31 (checked on the host)
   float acc = 0.f;
   for (i64 q = threadIdx.x; q < total; q += blockDim.x) {
-    const int img = int(q / d.OHW), pix = int(q % d.OHW);
+    int pix;
+    const int img = d.by_OHW.divmod(int(q), pix);
     acc += CC_LDG(gy + (i64(img) * d.K + k) * d.OHW + pix);
   }
   acc = block_sum(acc);
