@@ -58,3 +58,21 @@ def test_matches_torch_directly():
     want = model(torch.from_numpy(x)).detach().numpy()
     got = convcore.InferenceSession(export(model, shape, 17)).run(None, {"input": x})[0]
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+@pytest.mark.parametrize("name,opset,gone", [
+    ("resnet18", 13, {"Add", "Relu", "BatchNormalization"}),
+    ("mobilenet_v2", 9, {"Clip", "Relu", "Add"}),
+    ("mobilenet_v3", 17, {"HardSwish", "Relu"}),
+    ("yolo_like", 13, {"Mul"}),
+])
+def test_fusions_happen_on_exported_models(name, opset, gone):
+    import convcore
+    model, shape = _model(name)
+    sess = convcore.InferenceSession(export(model, shape, opset))
+    producer = {o: n for n in sess.graph.nodes for o in n.outputs}
+    unfused = [n.name for n in sess.graph.nodes if n.op_type in gone
+               and any(getattr(producer.get(i), "op_type", None) == "Conv" for i in n.inputs)]
+    assert not unfused, unfused
+    assert all(getattr(n.op, "packed", None) is not None
+               for n in sess.graph.nodes if n.op_type == "Conv")
