@@ -141,19 +141,18 @@ def test_in_place_never_corrupts_shared_values():
     np.testing.assert_array_equal(x, keep)
 
 
-def test_in_place_respects_ops_that_return_their_input():
-    """Cast to the same type and an identity Resize hand back their input: an
-    in-place op after them must not clobber a value that is still needed."""
-    m = make_model([
-        helper.make_node("Conv", ["x", "w"], ["c"]),
-        helper.make_node("Cast", ["c"], ["k"], to=1),
-        helper.make_node("Sigmoid", ["k"], ["s"]),
-        helper.make_node("Resize", ["c", "", "sc"], ["r"], mode="nearest"),
-        helper.make_node("Neg", ["r"], ["n"]),
-        helper.make_node("Add", ["s", "c"], ["a"]),
-        helper.make_node("Add", ["a", "n"], ["y"]),
-    ], [("x", [1, 2, 3, 3])], [("y", None)],
-        {"w": rand(2, 2, 1, 1), "sc": np.array([1, 1, 1, 1], np.float32)})
+@pytest.mark.parametrize("op", ["Cast", "Resize", "ReduceMean"])
+def test_in_place_respects_ops_that_return_their_input(op):
+    """Cast to the same type, an identity Resize and a noop reduction hand back
+    their input: an in-place op after them must not clobber a live value."""
+    node = {"Cast": helper.make_node("Cast", ["c"], ["k"], to=1),
+            "Resize": helper.make_node("Resize", ["c", "", "sc"], ["k"], mode="nearest"),
+            "ReduceMean": helper.make_node("ReduceMean", ["c"], ["k"], noop_with_empty_axes=1)}[op]
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["c"]), node,
+                    helper.make_node("Sigmoid", ["k"], ["s"]),
+                    helper.make_node("Add", ["s", "c"], ["y"])],
+                   [("x", [1, 2, 3, 3])], [("y", None)],
+                   {"w": rand(2, 2, 1, 1), "sc": np.array([1, 1, 1, 1], np.float32)}, opset=18)
     assert_matches_ort(m, {"x": rand(1, 2, 3, 3)})
 
 
