@@ -161,8 +161,10 @@ def test_imagenet_labels_shipped():
 
 def test_console_entry_point_subprocess(tmp_path):
     model = _classifier(tmp_path / "m.onnx")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.join(os.path.dirname(__file__), "..", "python"), os.environ.get("PYTHONPATH", "")]))
+    import convcore
+    # The child must import the same convcore as this process (installed or source tree).
+    here = os.path.dirname(os.path.dirname(os.path.abspath(convcore.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-m", "convcore.cli", "info", model], capture_output=True,
                        text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
