@@ -266,7 +266,7 @@ def run_default(args) -> int:
     if not (os.path.isfile(DEFAULT_MODEL) and os.path.isfile(DEFAULT_SAMPLES)):
         raise CliError(
             "the bundled example model is missing (expected "
-            f"{os.path.relpath(DEFAULT_MODEL)} and {os.path.relpath(DEFAULT_SAMPLES)}); "
+            f"{DEFAULT_MODEL} and {DEFAULT_SAMPLES}); "
             "it is produced by the training script shipped with convcore.nn. Pass a model: "
             "convcore run MODEL.onnx --image PATH")
     sess = _session(args, DEFAULT_MODEL)
