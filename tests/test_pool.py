@@ -64,7 +64,9 @@ def ref_max_backward(gy, x, k, s, pad, dil, ceil):
     gx = np.zeros((N, C, H * W))
     for n in range(N):
         for c in range(C):
-            np.add.at(gx[n, c], ind[n, c].ravel(), gy[n, c].astype(np.float64).ravel())
+            i, g = ind[n, c].ravel(), gy[n, c].astype(np.float64).ravel()
+            # -1 marks an all-padding window (possible with dilation): no gradient.
+            np.add.at(gx[n, c], i[i >= 0], g[i >= 0])
     return gx.reshape(x.shape)
 
 

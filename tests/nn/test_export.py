@@ -106,3 +106,17 @@ def test_convcore_runner_matches(tmp_path):
         x = rng.standard_normal((3,) + shape[1:]).astype(np.float32)
         got = sess.run(None, {"input": x})[0]
         np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("pool", [
+    nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+    nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=True),
+    nn.MaxPool2d(2, 1, dilation=2), nn.MaxPool2d(3, 2, 1, ceil_mode=True),
+], ids=["avg-ceil-nopad", "avg-ceil-pad", "max-dilated", "max-ceil"])
+def test_pooling_attributes_survive_export(tmp_path, pool):
+    m = nn.Sequential(pool).eval()
+    m.export_onnx(tmp_path / "p.onnx", (1, 2, 7, 7))
+    x = rng.standard_normal((2, 2, 7, 7)).astype(np.float32)
+    got = ort.InferenceSession(str(tmp_path / "p.onnx"),
+                               providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, m(x).numpy(), rtol=1e-6, atol=1e-6)

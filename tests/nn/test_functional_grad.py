@@ -44,6 +44,9 @@ def test_conv2d(stride, padding, dilation, groups, bias):
 
 def test_conv2d_fused_relu():
     x, w, b = distinct(2, 3, 5, 5, gap=0.01), f32(4, 3, 3, 3), f32(4)
+    # keep pre-activations clear of the kink by more than a 1e-3 step can move them
+    while np.abs(F.conv2d(x, w, b, 1, 1).numpy()).min() < 1e-2:
+        b = f32(4)
     fn = lambda x, w, b: F.conv2d(x, w, b, 1, 1, activation="relu")
     assert_grads_close(fn, [x, w, b], eps=1e-3, rtol=2e-2, atol=2e-2)
 

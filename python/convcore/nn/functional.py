@@ -1,9 +1,10 @@
 """Differentiable ops on ``Tensor``: the functional forms behind the modules.
 
 conv2d, pooling and relu run forward and backward in the compiled kernels
-(``convcore._core``); linear, batch norm, dropout and the losses are a few
-lines of numpy. Arguments are checked once, in the forward call, by the same
-helpers the plain functional API uses, so backward can call ``_core`` directly.
+(``convcore._core``), and so does a float32 linear layer (as a 1x1 convolution,
+i.e. one GEMM); batch norm, dropout and the losses are a few lines of numpy.
+Arguments are checked once, in the forward call, by the same helpers the plain
+functional API uses, so backward can call ``_core`` directly.
 """
 from __future__ import annotations
 

@@ -358,6 +358,20 @@ class Tensor:
     def T(self):
         return self.transpose()
 
+    def __getitem__(self, index):
+        """Basic and integer-array indexing; the gradient scatters back (repeats add up)."""
+        if isinstance(index, Tensor):
+            index = index.data
+        src, dt = self.shape, self.data.dtype
+
+        def backward(g):
+            full = np.zeros(src, dtype=dt)
+            np.add.at(full, index, g)
+            return (full,)
+        out = Tensor._make(np.asarray(self.data[index]), (self,), backward, "getitem")
+        _record("getitem", (self,), out)
+        return out
+
     # -- reductions ------------------------------------------------------------------------
     def sum(self, axis=None, keepdims: bool = False):
         src, ax = self.shape, _axes(axis, self.ndim)

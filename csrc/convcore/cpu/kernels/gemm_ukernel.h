@@ -84,7 +84,14 @@ inline void micro_kernel(index_t kc, const float* __restrict Ap, const float* __
       tc[i * NR + j] = o.beta != 0.f ? C[i * ldc + j] : 0.f;
       if (R) tr[i * NR + j] = R[i * o.ldr + j];
     }
-  store_tile<MR, NV>(acc, tc, NR, R ? tr : nullptr, NR, o);
+  // The bias has only mr rows left: pad it too, so no row past M is read.
+  alignas(64) float tb[MR] = {};
+  GemmTileOut oe = o;
+  if (o.final && o.bias) {
+    for (index_t i = 0; i < mr; ++i) tb[i] = o.bias[i];
+    oe.bias = tb;
+  }
+  store_tile<MR, NV>(acc, tc, NR, R ? tr : nullptr, NR, oe);
   for (index_t i = 0; i < mr; ++i)
     for (index_t j = 0; j < nr; ++j) C[i * ldc + j] = tc[i * NR + j];
 }
