@@ -200,3 +200,27 @@ def test_plan_cache_is_bounded():
     for n in range(1, 40):
         sess.run(None, {"x": rand(n)})
     assert len(sess._plans) <= sess.MAX_PLANS
+
+
+def test_load_time_is_linear_in_graph_size():
+    """Fusion passes sweep once (no restart per fusion): 12k nodes load fast."""
+    import time
+    nodes, prev = [], "x"
+    for i in range(4000):
+        nodes += [helper.make_node("Conv", [prev, "w"], [f"c{i}"]),
+                  helper.make_node("Add", [f"c{i}", prev], [f"a{i}"]),
+                  helper.make_node("Relu", [f"a{i}"], [f"r{i}"])]
+        prev = f"r{i}"
+    # I + w has eigenvalues just below 1: the 4000-layer result stays finite and non-trivial.
+    w = np.array([[-1e-3, 5e-4], [5e-4, -1e-3]], np.float32)
+    m = make_model(nodes, [("x", [1, 2, 4, 4])], [(prev, None)], {"w": w.reshape(2, 2, 1, 1)})
+    t = time.perf_counter()
+    sess = convcore.InferenceSession(m)
+    assert time.perf_counter() - t < 30   # generous: quadratic passes took minutes
+    assert len(sess.graph.nodes) == 4000
+    x = np.abs(rand(1, 2, 4, 4))
+    y = x.astype(np.float64)
+    for _ in range(4000):
+        y = np.maximum(np.einsum("kc,nchw->nkhw", w.astype(np.float64), y) + y, 0)
+    assert 1e-3 < np.abs(y).max() < 1e3
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], y, rtol=1e-3, atol=1e-5)
