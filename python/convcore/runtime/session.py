@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _core
-from .errors import ModelError
 from .executor import run_nodes
 from .loader import build_graph, load_model
 from .memory import plan_memory
@@ -239,6 +238,3 @@ def _trace_shapes(sess, env):
     shapes.update({k: np.shape(v) for k, v in full.items()})
     return shapes
 
-
-def load_error_types():
-    return (ModelError, ValueError, TypeError)
