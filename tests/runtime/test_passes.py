@@ -224,3 +224,36 @@ def test_load_time_is_linear_in_graph_size():
         y = np.maximum(np.einsum("kc,nchw->nkhw", w.astype(np.float64), y) + y, 0)
     assert 1e-3 < np.abs(y).max() < 1e3
     np.testing.assert_allclose(sess.run(None, {"x": x})[0], y, rtol=1e-3, atol=1e-5)
+
+
+def test_run_releases_the_gil():
+    """One big (packed) conv: while it runs in a worker thread, this thread
+    keeps getting turns — the kernel computes without the GIL."""
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+                   [("x", [4, 64, 56, 56])], [("y", None)], {"w": rand(64, 64, 3, 3)})
+    sess = convcore.InferenceSession(m, threads=1)
+    x = rand(4, 64, 56, 56)
+    sess.run(None, {"x": x})
+    done, out = threading.Event(), []
+
+    def work():
+        out.append(sess.run(None, {"x": x})[0])
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    ticks = 0
+    while not done.is_set():
+        ticks += 1
+        import time
+        time.sleep(0)
+    t.join()
+    assert ticks > 20, ticks
+    assert out[0].shape == (4, 64, 56, 56)
+
+
+def test_session_threads_do_not_change_the_global_setting():
+    before = convcore.get_num_threads()
+    m = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [3])], [("y", None)])
+    convcore.InferenceSession(m, threads=max(1, before + 1)).run(None, {"x": rand(3)})
+    assert convcore.get_num_threads() == before

@@ -152,10 +152,18 @@ class InferenceSession:
         key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(env.items()))
         self._plan_for(key, env)
         nbytes = sum(v.nbytes for k, v in env.items())
-        if self.threads is not None and _core.get_num_threads() != self.threads:
-            _core.set_num_threads(self.threads)
         env.update(self.graph.constants)
-        env = run_nodes(self.graph, self.free_after, env)
+        previous = _core.get_num_threads()
+        if self.threads is not None and previous != self.threads:
+            # This session's thread count for this run only (as onnxruntime's
+            # per-session setting); the global setting is restored after.
+            _core.set_num_threads(self.threads)
+            try:
+                env = run_nodes(self.graph, self.free_after, env)
+            finally:
+                _core.set_num_threads(previous)
+        else:
+            env = run_nodes(self.graph, self.free_after, env)
         out = []
         for n in names:
             v = np.asarray(env[n])
