@@ -126,6 +126,12 @@ def test_info_lists_ops_params_flops_and_unsupported(tmp_path, capsys):
     assert "NonZero" in capsys.readouterr().out.split("unsupported operators:")[1]
 
 
+def test_info_without_model_lists_the_operator_table(capsys):
+    assert cli.main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert "Conv" in text and "Resize" in text and "Upsample                 7-9" in text
+
+
 def test_default_run_uses_bundled_files(tmp_path, monkeypatch, capsys):
     """`convcore run` with no model: the bundled classifier and samples."""
     nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Gemm", ["f", "w"], ["y"])]
