@@ -410,6 +410,9 @@ def main(argv=None) -> int:
                             + (["--json"] if args.json else []))
     try:
         return cmd_run(args) if args.command == "run" else cmd_info(args)
+    except BrokenPipeError:   # `convcore info model.onnx | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except CliError as e:
         print(f"convcore: error: {e}", file=sys.stderr)
         return 2
