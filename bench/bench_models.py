@@ -23,7 +23,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-sys.path.insert(0, os.path.join(HERE, "..", "python"))
+
 
 DEFAULT_MODELS = ["resnet50", "mobilenet_v2", "squeezenet", "efficientnet_lite", "vgg"]
 CACHE = os.path.join(tempfile.gettempdir(), "convcore_bench_models")
@@ -103,8 +103,9 @@ for line in open("/proc/self/status"):
 
 
 def peak_rss(engine: str, path: str, batch: int, threads: int, shape) -> float:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(HERE, "..", "python"),
-                                                         os.environ.get("PYTHONPATH", "")]))
+    import convcore
+    here = os.path.dirname(os.path.dirname(os.path.abspath(convcore.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-c", _CHILD, engine, path, str(batch), str(threads),
                         repr(tuple(shape))], capture_output=True, text=True, env=env, timeout=600)
     if r.returncode != 0:

@@ -14,7 +14,7 @@ example:
       raw     uint8 (N, 8, 8), the original 0..16 pixels
       mean, std, pixel_max, normalization (a sentence saying the above)
 
-Run:  PYTHONPATH=python python3 examples/train_digits.py   (about 10 s on 2 cores)
+Run:  PYTHONPATH=python python3 examples/train_digits.py   (10-30 s on 2 shared cores)
 """
 from __future__ import annotations
 
@@ -57,7 +57,10 @@ def load_data(seed: int, n_samples: int):
     scaled = raw / 16.0
     mean, std = float(scaled[train].mean()), float(scaled[train].std())
     x = ((scaled - mean) / std)[:, None].astype(np.float32)
-    samples = test[:n_samples]  # part of the test split: never seen in training
+    # Sample digits for `convcore run`: from the test split (never seen in training),
+    # taken round-robin over the classes so that every digit shows up.
+    by_class = [list(test[labels[test] == c]) for c in range(10)]
+    samples = [by_class[i % 10][i // 10] for i in range(n_samples)]
     return (x[train], labels[train]), (x[test], labels[test]), \
         (x[samples], labels[samples], digits.images[samples].astype(np.uint8)), (mean, std)
 

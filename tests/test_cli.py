@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from onnx import helper
 
 from convcore import cli
@@ -127,6 +126,12 @@ def test_info_lists_ops_params_flops_and_unsupported(tmp_path, capsys):
     assert "NonZero" in capsys.readouterr().out.split("unsupported operators:")[1]
 
 
+def test_info_without_model_lists_the_operator_table(capsys):
+    assert cli.main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert "Conv" in text and "Resize" in text and "Upsample                 7-9" in text
+
+
 def test_default_run_uses_bundled_files(tmp_path, monkeypatch, capsys):
     """`convcore run` with no model: the bundled classifier and samples."""
     nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Gemm", ["f", "w"], ["y"])]
@@ -161,8 +166,10 @@ def test_imagenet_labels_shipped():
 
 def test_console_entry_point_subprocess(tmp_path):
     model = _classifier(tmp_path / "m.onnx")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.join(os.path.dirname(__file__), "..", "python"), os.environ.get("PYTHONPATH", "")]))
+    import convcore
+    # The child must import the same convcore as this process (installed or source tree).
+    here = os.path.dirname(os.path.dirname(os.path.abspath(convcore.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-m", "convcore.cli", "info", model], capture_output=True,
                        text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr

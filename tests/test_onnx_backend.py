@@ -30,11 +30,8 @@ _EXCLUDE = {
     r"string": "string tensors are not supported",
     r"sequence|identity_opt": "sequence/optional types are not supported",
     r"training_mode|batchnorm_.*training": "training-mode BatchNormalization (inference runner)",
-    r"averagepool_2d_dilations": "AveragePool dilations (opset 19) have no kernel",
-    r"maxpool_2d_uint8|maxpool_.*int8": "integer pooling (float32 kernels only)",
     r"maxpool_with_argmax_2d_precomputed_strides": "storage_order=1 indices",
     r"range_bfloat16": "bfloat16",
-    r"clip_.*int|pow_types_int.*float|div_uint8": "mixed/int corner cases outside float CNN use",
 }
 
 _bt = onnx.backend.test.BackendTest(backend.ConvcoreBackend, __name__)

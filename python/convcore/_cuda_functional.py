@@ -14,8 +14,9 @@ import numpy as np
 from . import _core, cuda
 from ._checks import conv_padding, out_len, padding4, pair
 
-_ext = _core.cuda
-_DA = _ext.DeviceArray
+# Module globals (not imports) so that tests can substitute a fake device.
+_ext = getattr(_core, "cuda", None)
+_DA = _ext.DeviceArray if _ext is not None else None
 _INF = math.inf
 
 

@@ -266,7 +266,7 @@ def run_default(args) -> int:
     if not (os.path.isfile(DEFAULT_MODEL) and os.path.isfile(DEFAULT_SAMPLES)):
         raise CliError(
             "the bundled example model is missing (expected "
-            f"{os.path.relpath(DEFAULT_MODEL)} and {os.path.relpath(DEFAULT_SAMPLES)}); "
+            f"{DEFAULT_MODEL} and {DEFAULT_SAMPLES}); "
             "it is produced by the training script shipped with convcore.nn. Pass a model: "
             "convcore run MODEL.onnx --image PATH")
     sess = _session(args, DEFAULT_MODEL)
@@ -314,6 +314,17 @@ def _fmt_count(n) -> str:
 
 def cmd_info(args) -> int:
     from .runtime.info import summarize
+    if args.model is None:   # the operator table itself
+        from .runtime import supported_ops
+        table = supported_ops()
+        if args.json:
+            print(json.dumps(table))
+            return 0
+        print(f"{len(table)} supported ONNX operators (default domain), opset ranges:")
+        for op, ranges in table.items():
+            spans = ", ".join(f"{a}+" if b is None else f"{a}-{b}" for a, b in ranges)
+            print(f"  {op:24s} {spans}")
+        return 0
     s = summarize(args.model, batch=args.batch_size, default_hw=args.size or 224)
     if args.json:
         print(json.dumps(s, indent=2, default=str))
@@ -376,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int)
     b.add_argument("--json", action="store_true")
     i = sub.add_parser("info", help="inputs, outputs, operators, parameters, FLOPs")
-    i.add_argument("model")
+    i.add_argument("model", nargs="?", help="MODEL.onnx (omit to list supported operators)")
     i.add_argument("--batch-size", type=int, default=1, help="batch used for FLOPs of dynamic models")
     i.add_argument("--size", type=int, help="size used for symbolic spatial dims (default 224)")
     i.add_argument("--all-nodes", action="store_true", help="list FLOPs of every node")
@@ -399,6 +410,9 @@ def main(argv=None) -> int:
                             + (["--json"] if args.json else []))
     try:
         return cmd_run(args) if args.command == "run" else cmd_info(args)
+    except BrokenPipeError:   # `convcore info model.onnx | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except CliError as e:
         print(f"convcore: error: {e}", file=sys.stderr)
         return 2

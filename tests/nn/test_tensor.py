@@ -104,3 +104,9 @@ def test_numpy_on_the_left():
     assert isinstance(y, Tensor)
     y.sum().backward()
     np.testing.assert_allclose(a.grad, [2.0, 2.0, 2.0])
+
+
+def test_numpy_ufunc_on_tensor_is_refused():
+    with pytest.raises(TypeError):
+        np.exp(Tensor(np.ones(2)))
+    assert isinstance(np.float32(2.0) * Tensor(np.ones(2)), Tensor)

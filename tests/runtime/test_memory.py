@@ -36,8 +36,10 @@ print(base, after_big, rss())
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_memory_returned_after_large_shape():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.join(os.path.dirname(__file__), "..", "..", "python"), os.environ.get("PYTHONPATH", "")]))
+    import convcore
+    # The child must import the same convcore as this process (installed or source tree).
+    here = os.path.dirname(os.path.dirname(os.path.abspath(convcore.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     base, after_big, after_small = map(float, r.stdout.split())

@@ -141,6 +141,21 @@ def test_in_place_never_corrupts_shared_values():
     np.testing.assert_array_equal(x, keep)
 
 
+@pytest.mark.parametrize("op", ["Cast", "Resize", "ReduceMean"])
+def test_in_place_respects_ops_that_return_their_input(op):
+    """Cast to the same type, an identity Resize and a noop reduction hand back
+    their input: an in-place op after them must not clobber a live value."""
+    node = {"Cast": helper.make_node("Cast", ["c"], ["k"], to=1),
+            "Resize": helper.make_node("Resize", ["c", "", "sc"], ["k"], mode="nearest"),
+            "ReduceMean": helper.make_node("ReduceMean", ["c"], ["k"], noop_with_empty_axes=1)}[op]
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["c"]), node,
+                    helper.make_node("Sigmoid", ["k"], ["s"]),
+                    helper.make_node("Add", ["s", "c"], ["y"])],
+                   [("x", [1, 2, 3, 3])], [("y", None)],
+                   {"w": rand(2, 2, 1, 1), "sc": np.array([1, 1, 1, 1], np.float32)}, opset=18)
+    assert_matches_ort(m, {"x": rand(1, 2, 3, 3)})
+
+
 def test_optimisation_levels_agree():
     pytest.importorskip("torch")
     from models.archs import build, export
@@ -185,3 +200,60 @@ def test_plan_cache_is_bounded():
     for n in range(1, 40):
         sess.run(None, {"x": rand(n)})
     assert len(sess._plans) <= sess.MAX_PLANS
+
+
+def test_load_time_is_linear_in_graph_size():
+    """Fusion passes sweep once (no restart per fusion): 12k nodes load fast."""
+    import time
+    nodes, prev = [], "x"
+    for i in range(4000):
+        nodes += [helper.make_node("Conv", [prev, "w"], [f"c{i}"]),
+                  helper.make_node("Add", [f"c{i}", prev], [f"a{i}"]),
+                  helper.make_node("Relu", [f"a{i}"], [f"r{i}"])]
+        prev = f"r{i}"
+    # I + w has eigenvalues just below 1: the 4000-layer result stays finite and non-trivial.
+    w = np.array([[-1e-3, 5e-4], [5e-4, -1e-3]], np.float32)
+    m = make_model(nodes, [("x", [1, 2, 4, 4])], [(prev, None)], {"w": w.reshape(2, 2, 1, 1)})
+    t = time.perf_counter()
+    sess = convcore.InferenceSession(m)
+    assert time.perf_counter() - t < 30   # generous: quadratic passes took minutes
+    assert len(sess.graph.nodes) == 4000
+    x = np.abs(rand(1, 2, 4, 4))
+    y = x.astype(np.float64)
+    for _ in range(4000):
+        y = np.maximum(np.einsum("kc,nchw->nkhw", w.astype(np.float64), y) + y, 0)
+    assert 1e-3 < np.abs(y).max() < 1e3
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], y, rtol=1e-3, atol=1e-5)
+
+
+def test_run_releases_the_gil():
+    """One big (packed) conv: while it runs in a worker thread, this thread
+    keeps getting turns — the kernel computes without the GIL."""
+    m = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+                   [("x", [4, 64, 56, 56])], [("y", None)], {"w": rand(64, 64, 3, 3)})
+    sess = convcore.InferenceSession(m, threads=1)
+    x = rand(4, 64, 56, 56)
+    sess.run(None, {"x": x})
+    done, out = threading.Event(), []
+
+    def work():
+        out.append(sess.run(None, {"x": x})[0])
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    ticks = 0
+    while not done.is_set():
+        ticks += 1
+        import time
+        time.sleep(0)
+    t.join()
+    assert ticks > 20, ticks
+    assert out[0].shape == (4, 64, 56, 56)
+
+
+def test_session_threads_do_not_change_the_global_setting():
+    before = convcore.get_num_threads()
+    m = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [3])], [("y", None)])
+    convcore.InferenceSession(m, threads=max(1, before + 1)).run(None, {"x": rand(3)})
+    assert convcore.get_num_threads() == before

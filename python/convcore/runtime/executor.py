@@ -14,6 +14,11 @@ from .errors import node_label
 
 def run_nodes(graph, free_after, env: dict, timings: list | None = None) -> dict:
     """timings: if a list, gets the seconds each node took (profiling)."""
+    with np.errstate(all="ignore"):   # inf/nan follow IEEE as in onnxruntime
+        return _run(graph, free_after, env, timings)
+
+
+def _run(graph, free_after, env, timings):
     clock = time.perf_counter if timings is not None else None
     for i, node in enumerate(graph.nodes):
         t0 = clock() if clock else 0.0
@@ -22,8 +27,7 @@ def run_nodes(graph, free_after, env: dict, timings: list | None = None) -> dict
         while args and args[-1] is None:
             args.pop()
         try:
-            with np.errstate(all="ignore"):
-                outs = node.op.run(*args)
+            outs = node.op.run(*args)
         except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError,
                 AttributeError, AssertionError, NotImplementedError) as e:
             raise _wrap(node, e) from None

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _core
-from .errors import ModelError
 from .executor import run_nodes
 from .loader import build_graph, load_model
 from .memory import plan_memory
@@ -153,10 +152,18 @@ class InferenceSession:
         key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(env.items()))
         self._plan_for(key, env)
         nbytes = sum(v.nbytes for k, v in env.items())
-        if self.threads is not None and _core.get_num_threads() != self.threads:
-            _core.set_num_threads(self.threads)
         env.update(self.graph.constants)
-        env = run_nodes(self.graph, self.free_after, env)
+        previous = _core.get_num_threads()
+        if self.threads is not None and previous != self.threads:
+            # This session's thread count for this run only (as onnxruntime's
+            # per-session setting); the global setting is restored after.
+            _core.set_num_threads(self.threads)
+            try:
+                env = run_nodes(self.graph, self.free_after, env)
+            finally:
+                _core.set_num_threads(previous)
+        else:
+            env = run_nodes(self.graph, self.free_after, env)
         out = []
         for n in names:
             v = np.asarray(env[n])
@@ -239,6 +246,3 @@ def _trace_shapes(sess, env):
     shapes.update({k: np.shape(v) for k, v in full.items()})
     return shapes
 
-
-def load_error_types():
-    return (ModelError, ValueError, TypeError)

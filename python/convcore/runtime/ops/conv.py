@@ -62,6 +62,7 @@ class Conv(Op):
         self.post = None         # elementwise op applied in place after the kernel
         self.residual_index = None  # input index of a fused residual Add
         self.packed = None       # _core.PackedConv2d: weights packed once, at load
+        self._geo = {}           # input shape -> output geometry (dict ops are atomic)
 
     def prepare(self, constants):
         """Pack constant weights (after BN folding and fusions are final)."""
@@ -120,7 +121,8 @@ class Conv(Op):
         return nsp, s, p, d
 
     def run(self, x, w=None, b=None, *rest):
-        x = _f32(self, "input X", x)
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            x = _f32(self, "input X", x)
         if w is None:
             if self.packed is None:
                 raise ValueError(f"{self.label}: missing weight input W")
@@ -168,11 +170,20 @@ class Conv(Op):
 
     def run_packed(self, x, res):
         ws = self.w_shape
-        nsp, s, p, d = self.params(x.shape, ws)
+        # Geometry per input shape, cached (the per-shape plan of this node).
+        geo = self._geo.get(x.shape)
+        if geo is None:
+            nsp, s, p, d = self.params(x.shape, ws)
+            h = 1 if nsp == 1 else x.shape[2]
+            oh = (h + p[0] + p[2] - d[0] * ((ws[2] if nsp == 2 else 1) - 1) - 1) // s[0] + 1
+            ow = (x.shape[-1] + p[1] + p[3] - d[1] * (ws[-1] - 1) - 1) // s[1] + 1
+            geo = (nsp, oh, ow)
+            if len(self._geo) > 64:
+                self._geo.clear()
+            self._geo[x.shape] = geo
+        nsp, oh, ow = geo
         if nsp == 1:
             x = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
-        oh = (x.shape[2] + p[0] + p[2] - d[0] * ((ws[2] if nsp == 2 else 1) - 1) - 1) // s[0] + 1
-        ow = (x.shape[3] + p[1] + p[3] - d[1] * (ws[-1] - 1) - 1) // s[1] + 1
         later = None
         if res is not None:
             res = _f32(self, "residual", res)
