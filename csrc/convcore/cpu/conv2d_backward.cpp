@@ -212,12 +212,12 @@ void dw_backward_weight(const Conv2dParams& p, const float* gy, const float* x, 
   // One job per input channel; images are summed inside it in order, in
   // per-lane partial sums that are added up (in lane order) at the end.
   parallel_for(p.C, 1, [&](index_t b, index_t e) {
-    std::vector<float> buf(size_t(q.size)), acc(size_t(mult * taps * lanes));
+    std::vector<float> buf(size_t(q.size), 0.f), acc(size_t(mult * taps * lanes));
     std::vector<float> gpad(size_t(p.OH * q.d.gp), 0.f);
     for (index_t c = b; c < e; ++c) {
       std::fill(acc.begin(), acc.end(), 0.f);
       for (index_t n = 0; n < p.N; ++n) {
-        std::fill(buf.begin(), buf.end(), 0.f);
+        // buf's padding stays zero: only the interior is rewritten per image
         float* xp = const_cast<float*>(x + (n * p.C + c) * hw);  // only read
         for (index_t ih = 0; ih < p.H; ++ih) dw_row_copy<true>(p, q, ih, buf.data(), xp + ih * p.W);
         for (index_t m = 0; m < mult; ++m) {
