@@ -153,15 +153,16 @@ class InferenceSession:
         self._plan_for(key, env)
         nbytes = sum(v.nbytes for k, v in env.items())
         env.update(self.graph.constants)
-        previous = _core.get_num_threads()
-        if self.threads is not None and previous != self.threads:
-            # This session's thread count for this run only (as onnxruntime's
-            # per-session setting); the global setting is restored after.
-            _core.set_num_threads(self.threads)
+        if self.threads is not None:
+            # This session's thread count, for this Python thread and this
+            # run only (as onnxruntime's per-session setting): neither the
+            # global setting nor a session running in another thread sees it.
+            previous = _core.get_local_num_threads()
+            _core.set_local_num_threads(self.threads)
             try:
                 env = run_nodes(self.graph, self.free_after, env)
             finally:
-                _core.set_num_threads(previous)
+                _core.set_local_num_threads(previous)
         else:
             env = run_nodes(self.graph, self.free_after, env)
         out = []
