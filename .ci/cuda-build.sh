@@ -46,4 +46,5 @@ cp "$so" "$scratch/convcore/"
 PYTHONPATH="$scratch" python3 -c \
   "import convcore.cuda as c; assert c.is_built(); print('cuda-build: import ok, is_available() =', c.is_available(), '|', c.unavailable_reason() or c.device_info()['name'])"
 cp tests/test_cuda.py "$scratch/"
-(cd "$scratch" && PYTHONPATH="$scratch" python3 -m pytest -q -p no:cacheprovider test_cuda.py)
+(cd "$scratch" && PYTHONPATH="$scratch" python3 -m pytest -q -p no:cacheprovider \
+   -o "markers=gpu: needs a CUDA device" test_cuda.py)

@@ -17,6 +17,7 @@ cp "$build"/_core*.so "$pkg/convcore/"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-PYTHONPATH="$pkg" "$PY" -m pytest -q -p no:cacheprovider \
+# --capture=sys: sanitizer reports go to fd 2 and must not be swallowed.
+PYTHONPATH="$pkg" "$PY" -m pytest -q -x --capture=sys -p no:cacheprovider \
   tests/test_conv2d.py tests/test_bad_input.py tests/test_runtime_env.py \
   $(ls tests/test_pool.py tests/test_relu.py tests/test_conv_backward.py tests/test_conv_algos.py 2>/dev/null)

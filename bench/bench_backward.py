@@ -119,7 +119,7 @@ def main():
     aten = torch.ops.aten
 
     rng = np.random.default_rng(0)
-    rows, ratios = [], []
+    rows, ratios, per_net = [], [], {}
     print(f"conv2d backward (grad_input + grad_weight), batch {args.batch}, "
           f"{args.threads} threads, isa {cc.cpu_info()['isa']}; GFLOP/s counts 2x forward FLOPs")
     print(f"{'layer':28s} {'shape':>26s} {'convcore':>9s} {'torch':>9s} {'ratio':>6s}")
@@ -151,11 +151,15 @@ def main():
             f = 2 * flops(N, cin, cout, k, s, p, g, H)
             gc, gt = f / best["cc"] / 1e9, f / best["torch"] / 1e9
             ratios.append(gc / gt)
+            per_net.setdefault(net, []).append(gc / gt)
             shape = f"{cin}->{cout} k{k}s{s}g{g} @{H}"
             print(f"{full:28s} {shape:>26s} {gc:9.1f} {gt:9.1f} {gc / gt:6.2f}", flush=True)
             rows.append((full, gc, gt))
-    gm = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-    print(f"geometric mean of convcore/torch speed over {len(ratios)} layers: {gm:.3f}")
+    def gmean(v):
+        return math.exp(sum(math.log(r) for r in v) / len(v))
+    for net, v in per_net.items():
+        print(f"geometric mean convcore/torch, {net}: {gmean(v):.3f} over {len(v)} layers")
+    print(f"geometric mean of convcore/torch speed over {len(ratios)} layers: {gmean(ratios):.3f}")
 
 
 if __name__ == "__main__":

@@ -187,8 +187,11 @@ def bench_e2e(args, torch):
     import io
     model = torchvision.models.resnet50(weights=None).eval()
     buf = io.BytesIO()
-    torch.onnx.export(model, torch.zeros(1, 3, 224, 224), buf, input_names=["input"],
-                      output_names=["logits"], opset_version=17, dynamo=False)
+    kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=17)
+    try:
+        torch.onnx.export(model, torch.zeros(1, 3, 224, 224), buf, dynamo=False, **kwargs)
+    except TypeError:  # torch before 2.5 has no `dynamo` argument
+        torch.onnx.export(model, torch.zeros(1, 3, 224, 224), buf, **kwargs)
     onnx_bytes = buf.getvalue()
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
     try:

@@ -8,15 +8,16 @@ Models (same architecture, same weights, same thread count in both):
 
 Engines run interleaved in rounds (a short sleep between engines); each
 round times `--steps` steps and the best round per engine is reported.
-Afterwards one more convcore run splits its step time into the share spent
-inside convcore._core kernels and the share outside them (the Python layer:
-autograd bookkeeping, argument checks, numpy BatchNorm / loss / SGD update).
+Afterwards one more convcore run splits its step time into: inside
+convcore._core kernels, nn's numpy BatchNorm, and the rest of the Python
+layer (autograd bookkeeping, argument checks, loss, SGD update, adds).
 
 Run:  PYTHONPATH=python python3 bench/bench_train.py --threads 2
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -88,34 +89,55 @@ def torch_stepper(model, x, y):
     return step
 
 
+CLOCK = time.perf_counter
+
+
 def time_steps(step, n):
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(n):
         step()
-    return (time.perf_counter() - t0) / n
+    return (CLOCK() - t0) / n
 
 
-def kernel_share(step, n):
-    """(seconds in convcore._core calls, total seconds) per step, for one convcore run.
+def time_split(step, n):
+    """Where one convcore run's step time goes: {kernels, batchnorm, rest, total, per_op}.
 
-    Every _core entry point nn uses is wrapped with a timer; the remainder of
-    the step is the Python layer: autograd bookkeeping, argument checks and
-    the numpy work (BatchNorm, cross entropy, SGD update, transposes).
+    kernels    inside convcore._core calls (every entry point nn uses is wrapped)
+    batchnorm  BatchNorm forward and backward, which nn computes with numpy
+    rest       everything else: autograd bookkeeping, argument checks, the
+               loss, the SGD update, residual adds (the "Python layer")
     """
+    import convcore.nn.functional as NF
     core = convcore._core
-    spent = [0.0]
+    per_op: dict[str, float] = {}
+    bn = [0.0]
     saved = {}
     for name in ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
                  "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d",
                  "global_pool2d_backward", "relu", "relu_backward"):
         fn = saved[name] = getattr(core, name)
 
-        def timed(*a, _fn=fn):
+        def timed(*a, _fn=fn, _name=name):
             t = time.perf_counter()
             r = _fn(*a)
-            spent[0] += time.perf_counter() - t
+            per_op[_name] = per_op.get(_name, 0.0) + time.perf_counter() - t
             return r
         setattr(core, name, timed)
+    batch_norm = NF.batch_norm
+
+    def bn_timed(*a, **k):
+        t = time.perf_counter()
+        out = batch_norm(*a, **k)
+        bn[0] += time.perf_counter() - t
+        if out._backward is not None:
+            def backward(g, _b=out._backward):
+                t = time.perf_counter()
+                r = _b(g)
+                bn[0] += time.perf_counter() - t
+                return r
+            out._backward = backward
+        return out
+    NF.batch_norm = bn_timed
     try:
         t0 = time.perf_counter()
         for _ in range(n):
@@ -124,7 +146,10 @@ def kernel_share(step, n):
     finally:
         for name, fn in saved.items():
             setattr(core, name, fn)
-    return spent[0] / n, total / n
+        NF.batch_norm = batch_norm
+    kernels = sum(per_op.values())
+    return dict(kernels=kernels / n, batchnorm=bn[0] / n, rest=(total - kernels - bn[0]) / n,
+                total=total / n, per_op={k: v / n for k, v in per_op.items()})
 
 
 def main():
@@ -134,15 +159,22 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--models", default="lenet5,resnet")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: process CPU time, steadier on a loaded machine; equals the "
+                         "latency only with --threads 1")
     args = ap.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 
     convcore.set_num_threads(args.threads)
     torch = None
     if not args.no_torch:
         import torch
         torch.set_num_threads(args.threads)
-    print(f"convcore {convcore.__version__} ({convcore.cpu_info()['isa']}), threads={args.threads}"
-          + (f", torch {torch.__version__}" if torch else ""))
+    print(f"convcore {convcore.__version__} ({convcore.cpu_info()['isa']}), threads={args.threads}, "
+          f"clock={args.clock}"
+          + (f", torch {torch.__version__}" if torch else "")
+          + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     rows = []
     for name in args.models.split(","):
         make, shape = MODELS[name]
@@ -163,18 +195,25 @@ def main():
             for k, step in engines.items():
                 best[k] = min(best[k], time_steps(step, args.steps))
                 time.sleep(0.2)
-        kern, total = kernel_share(engines["convcore"], args.steps * 2)
-        rows.append((name, shape, best, (kern, total)))
+        rows.append((name, shape, best, time_split(engines["convcore"], args.steps * 2)))
 
     print(f"\n{'model':8} {'input':>14} {'convcore ms':>12} {'torch ms':>9} {'speedup':>8}   "
-          f"{'in kernels':>10} {'outside':>8}")
-    for name, shape, best, (kern, total) in rows:
+          f"{'kernels':>8} {'numpy BN':>9} {'rest':>6}")
+    for name, shape, best, sp in rows:
         c, t = best["convcore"] * 1e3, best.get("torch", float("nan")) * 1e3
+        tot = sp["total"]
         print(f"{name:8} {'x'.join(map(str, shape)):>14} {c:12.2f} {t:9.2f} {t / c:7.2f}x   "
-              f"{kern / total:10.0%} {1 - kern / total:8.0%}")
-    print("\nspeedup = torch time / convcore time (>1: convcore faster). 'in kernels' / "
-          "'outside': share of convcore's step spent inside convcore._core calls / in the "
-          "Python layer (autograd, checks, numpy BatchNorm/loss/SGD), from one extra timed run.")
+              f"{sp['kernels'] / tot:8.0%} {sp['batchnorm'] / tot:9.0%} {sp['rest'] / tot:6.0%}")
+    print("\nspeedup = torch time / convcore time (>1: convcore faster). The last three columns "
+          "split convcore's step time (one extra timed run): inside convcore._core kernels, in "
+          "nn's numpy BatchNorm, and the rest of the Python layer (autograd bookkeeping, "
+          "checks, loss, SGD update, residual adds).")
+    print("\nconvcore kernel time per step (ms) in that run:")
+    for name, _, _, sp in rows:
+        parts = sorted(sp["per_op"].items(), key=lambda kv: -kv[1])
+        print(f"  {name:8} " + ", ".join(f"{k} {v * 1e3:.2f}" for k, v in parts)
+              + f"; numpy BN {sp['batchnorm'] * 1e3:.2f}; rest {sp['rest'] * 1e3:.2f}")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,6 @@ option(CONVCORE_CUDA_HOST_CHECK "Build the host emulation check of the CUDA kern
 if(CONVCORE_CUDA_HOST_CHECK)
   add_executable(convcore_cuda_host_check ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda_host/emulate_kernels.cu)
   target_compile_options(convcore_cuda_host_check PRIVATE
-    $<$<COMPILE_LANGUAGE:CUDA>:-O2 --expt-relaxed-constexpr>)
+    $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
   target_link_libraries(convcore_cuda_host_check PRIVATE convcore_cpu CUDA::cudart_static)
 endif()

@@ -147,6 +147,7 @@ CONV_CASES = [
     (4, 64, 28, 28, 256, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # large tile path
     (2, 6, 8, 8, 4, 2, 4, (3, 2), (0, 3, 1, 0), (2, 1), 2),          # odd everything
     (1, 1, 12, 12, 5, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),        # one input channel
+    (1, 256, 7, 7, 96, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),       # batch-1 deep: split-K
 ]
 
 
@@ -324,6 +325,17 @@ def test_conv2d_fused_epilogue(case, activation):
 
 
 @gpu
+def test_conv2d_algorithm_names():
+    # The last case has few output tiles and a long reduction: split-K.
+    x, w, _, kw = _make_case(CONV_CASES[-1])
+    assert ccu.conv_algorithm(x.shape, w.shape, tf32=False, **kw) == "igemm-f32-64x64-splitk"
+    x, w, _, kw = _make_case(CONV_CASES[6])
+    assert ccu.conv_algorithm(x.shape, w.shape, tf32=False, **kw) == "depthwise-direct"
+    big = ccu.conv_algorithm((32, 256, 56, 56), (256, 256, 3, 3), padding=1, tf32=False)
+    assert big == "igemm-f32-128x128"
+
+
+@gpu
 def test_conv2d_empty_batch():
     w = np.ones((4, 3, 3, 3), np.float32)
     x = np.zeros((0, 3, 8, 8), np.float32)
@@ -481,6 +493,19 @@ def test_relu_forward_backward():
 
 
 @gpu
+def test_add():
+    rng = np.random.default_rng(12)
+    a, b = _rand(rng, (2, 3, 5, 5)), _rand(rng, (2, 3, 5, 5))
+    da, db = ccu.asarray(a), ccu.asarray(b)
+    np.testing.assert_array_equal(ccu.add(da, db).numpy(), a + b)
+    np.testing.assert_array_equal(ccu.add(da, db, relu=True).numpy(), np.maximum(a + b, 0))
+    with pytest.raises(ValueError, match="add: b must have shape"):
+        ccu.add(da, ccu.asarray(np.zeros((2, 3), np.float32)))
+    with pytest.raises(TypeError, match="add: b is a numpy array"):
+        ccu.add(da, b)
+
+
+@gpu
 def test_pool_relu_match_cudnn():
     torch = _torch_cuda()
     F = torch.nn.functional
@@ -492,3 +517,166 @@ def test_pool_relu_match_cudnn():
     _close(cc.avg_pool2d(dx, 3, 2, 1, count_include_pad=False),
            F.avg_pool2d(t, 3, 2, 1, count_include_pad=False).cpu().numpy(), rtol=1e-5)
     _close(cc.relu(dx), F.relu(t).cpu().numpy())
+
+
+# --------------------------------------------------------------------------
+# Everywhere: the Python routing layer against a fake device whose "kernels"
+# are the CPU ones, so functional.py -> _cuda_functional.py -> binding calls
+# are exercised without a GPU. On a CUDA build the fake's argument lists are
+# checked against the real bindings' signatures.
+# --------------------------------------------------------------------------
+
+class _FakeDA:
+    def __init__(self, a):
+        self.a = np.ascontiguousarray(a)
+
+    shape = property(lambda self: self.a.shape)
+    dtype = property(lambda self: self.a.dtype)
+    ndim = property(lambda self: self.a.ndim)
+
+    def numpy(self):
+        return self.a.copy()
+
+
+def _un(v):
+    return None if v is None else v.a
+
+
+class _FakeExt:
+    DeviceArray = _FakeDA
+
+    def __init__(self):
+        self.calls = []
+
+    def conv2d_forward(self, x, w, b, stride, pad, dil, groups, lo, hi, res, tf32):
+        self.calls.append(("conv2d_forward", tf32))
+        return _FakeDA(_core.conv2d_forward(x.a, w.a, _un(b), stride, pad, dil, groups, lo, hi,
+                                            _un(res), "auto"))
+
+    def conv2d_backward(self, gy, x, w, stride, pad, dil, groups, nx, nw, nb):
+        out = _core.conv2d_backward(gy.a, x.a, w.a, stride, pad, dil, groups, nx, nw, nb)
+        return tuple(None if o is None else _FakeDA(o) for o in out)
+
+    def max_pool2d_forward(self, x, k, s, p, d, ceil, ind):
+        out = _core.max_pool2d_forward(x.a, k, s, p, d, ceil, ind)
+        return (_FakeDA(out[0]), _FakeDA(out[1])) if ind else _FakeDA(out)
+
+    def max_pool2d_backward(self, gy, x, k, s, p, d, ceil):
+        return _FakeDA(_core.max_pool2d_backward(gy.a, x.a, k, s, p, d, ceil))
+
+    def avg_pool2d_forward(self, x, k, s, p, ceil, cip):
+        return _FakeDA(_core.avg_pool2d_forward(x.a, k, s, p, ceil, cip))
+
+    def avg_pool2d_backward(self, gy, x, k, s, p, ceil, cip):
+        return _FakeDA(_core.avg_pool2d_backward(gy.a, x.a, k, s, p, ceil, cip))
+
+    def global_pool2d(self, x, is_max):
+        return _FakeDA((_core.global_max_pool2d if is_max else _core.global_avg_pool2d)(x.a))
+
+    def global_pool2d_backward(self, gy, x, is_max):
+        return _FakeDA(_core.global_pool2d_backward(gy.a, x.a, is_max))
+
+    def relu(self, x, inplace):
+        if inplace:
+            _core.relu(x.a, x.a)
+            return x
+        return _FakeDA(_core.relu(x.a, None))
+
+    def relu_backward(self, gy, x):
+        return _FakeDA(_core.relu_backward(gy.a, x.a))
+
+    def add(self, a, b, relu):
+        y = a.a + b.a
+        return _FakeDA(np.maximum(y, 0) if relu else y)
+
+
+@pytest.fixture
+def fake_device(monkeypatch):
+    from convcore import _cuda_functional, functional
+    ext = _FakeExt()
+    monkeypatch.setattr(functional, "_DA", _FakeDA)
+    monkeypatch.setattr(_cuda_functional, "_DA", _FakeDA)
+    monkeypatch.setattr(_cuda_functional, "_ext", ext)
+    return ext
+
+
+@pytest.mark.skipif(not BUILT, reason="needs the CUDA bindings' signatures (CUDA build)")
+def test_fake_device_matches_binding_signatures():
+    import inspect
+    for name, fn in inspect.getmembers(_FakeExt, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        doc = getattr(_core.cuda, name).__doc__.splitlines()[0]
+        real = doc[doc.index("(") + 1: doc.index(")")]
+        n_real = len([a for a in real.split(",") if a.strip()])
+        n_fake = len(inspect.signature(fn).parameters) - 1  # minus self
+        assert n_real == n_fake, (name, doc)
+
+
+def test_functional_routes_device_arrays(fake_device):
+    for case in CONV_CASES:
+        x, w, b, kw = _make_case(case)
+        y = cc.conv2d(_FakeDA(x), _FakeDA(w), _FakeDA(b), **kw)
+        assert isinstance(y, _FakeDA)
+        np.testing.assert_array_equal(y.a, cc.conv2d(x, w, b, **kw))
+        gy = np.ones(y.shape, np.float32)
+        got = cc.conv2d_backward(_FakeDA(gy), _FakeDA(x), _FakeDA(w), **kw)
+        for g, r in zip(got, cc.conv2d_backward(gy, x, w, **kw)):
+            np.testing.assert_array_equal(g.a, r)
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 9), dtype=np.float32)
+    dx = _FakeDA(x)
+    y, ind = cc.max_pool2d(dx, 3, 2, 1, ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(ind.a, cc.max_pool2d(x, 3, 2, 1, ceil_mode=True,
+                                                       return_indices=True)[1])
+    gy = _FakeDA(np.ones(y.shape, np.float32))
+    np.testing.assert_array_equal(cc.max_pool2d_backward(gy, dx, 3, 2, 1, ceil_mode=True).a,
+                                  cc.max_pool2d_backward(gy.a, x, 3, 2, 1, ceil_mode=True))
+    a = cc.avg_pool2d(dx, 2, padding=1, count_include_pad=False)
+    np.testing.assert_array_equal(a.a, cc.avg_pool2d(x, 2, padding=1, count_include_pad=False))
+    ga = _FakeDA(np.ones(a.shape, np.float32))
+    np.testing.assert_array_equal(cc.avg_pool2d_backward(ga, dx, 2, padding=1).a,
+                                  cc.avg_pool2d_backward(ga.a, x, 2, padding=1))
+    np.testing.assert_array_equal(cc.global_max_pool2d(dx).a, cc.global_max_pool2d(x))
+    np.testing.assert_array_equal(cc.global_avg_pool2d(dx).a, cc.global_avg_pool2d(x))
+    g1 = _FakeDA(np.ones((2, 3, 1, 1), np.float32))
+    np.testing.assert_array_equal(cc.functional.global_max_pool2d_backward(g1, dx).a,
+                                  cc.functional.global_max_pool2d_backward(g1.a, x))
+    np.testing.assert_array_equal(cc.relu(dx).a, cc.relu(x))
+    np.testing.assert_array_equal(cc.relu_backward(dx, dx).a, cc.relu_backward(x, x))
+    assert cc.relu_(dx) is dx and (dx.a >= 0).all()
+
+
+def test_functional_device_errors(fake_device):
+    x = _FakeDA(np.zeros((1, 2, 5, 5), np.float32))
+    w = np.zeros((3, 2, 3, 3), np.float32)
+    with pytest.raises(TypeError, match="conv2d: weight is a numpy array on the host"):
+        cc.conv2d(x, w)
+    with pytest.raises(TypeError, match="conv2d: input is a numpy array on the host"):
+        cc.conv2d(x.a, _FakeDA(w))
+    with pytest.raises(TypeError, match="conv2d: residual is a numpy array"):
+        cc.functional.conv2d_fused(x, _FakeDA(w), residual=np.zeros((1, 3, 3, 3), np.float32))
+    with pytest.raises(TypeError, match="relu_backward: input is a numpy array"):
+        cc.relu_backward(x, x.a)
+    with pytest.raises(TypeError, match="avg_pool2d_backward: input is a numpy array"):
+        cc.avg_pool2d_backward(_FakeDA(np.zeros((1, 2, 2, 2), np.float32)), x.a, 2)
+    with pytest.raises(TypeError, match="conv2d: input must have dtype float32, got float64"):
+        cc.conv2d(_FakeDA(np.zeros((1, 2, 5, 5))), _FakeDA(w))
+    with pytest.raises(ValueError, match="conv2d: weight expects 2 input channels"):
+        cc.conv2d(_FakeDA(np.zeros((1, 4, 5, 5), np.float32)), _FakeDA(w))
+    with pytest.raises(ValueError, match="max_pool2d_backward: grad_out must have shape"):
+        cc.max_pool2d_backward(_FakeDA(np.zeros((1, 2, 3, 3), np.float32)), x, 2)
+
+
+def test_tf32_opt_in_reaches_the_binding(fake_device):
+    x = _FakeDA(np.ones((1, 2, 5, 5), np.float32))
+    w = _FakeDA(np.ones((3, 2, 3, 3), np.float32))
+    cc.conv2d(x, w)
+    cc.functional.conv2d_fused(x, w, algo="tf32")
+    cc.functional.conv2d_fused(x, w, algo="im2col_gemm")  # CPU names mean FP32 on the GPU
+    ccu.set_allow_tf32(True)
+    try:
+        cc.conv2d(x, w)
+        cc.functional.conv2d_fused(x, w, algo="fp32")
+    finally:
+        ccu.set_allow_tf32(False)
+    assert [c[1] for c in fake_device.calls] == [False, True, False, True, False]

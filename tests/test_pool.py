@@ -64,7 +64,9 @@ def ref_max_backward(gy, x, k, s, pad, dil, ceil):
     gx = np.zeros((N, C, H * W))
     for n in range(N):
         for c in range(C):
-            np.add.at(gx[n, c], ind[n, c].ravel(), gy[n, c].astype(np.float64).ravel())
+            i, g = ind[n, c].ravel(), gy[n, c].astype(np.float64).ravel()
+            # -1 marks an all-padding window (possible with dilation): no gradient.
+            np.add.at(gx[n, c], i[i >= 0], g[i >= 0])
     return gx.reshape(x.shape)
 
 
@@ -122,6 +124,7 @@ POOL_CASES = [
     (3, 2, 0, 2, False),          # dilation (max only)
     (2, 3, 1, 1, True),
     (5, 1, 2, 1, False),
+    (7, 3, 3, 1, True),           # wide windows, stride 3
 ]
 
 
@@ -293,7 +296,8 @@ def test_global_pools():
     ga = cc.global_avg_pool2d(x)
     gm = cc.global_max_pool2d(x)
     assert ga.shape == gm.shape == (3, 5, 1, 1)
-    np.testing.assert_allclose(ga[..., 0, 0], x.astype(np.float64).mean(axis=(2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(ga[..., 0, 0], x.astype(np.float64).mean(axis=(2, 3)), rtol=1e-5,
+                               atol=1e-6)
     np.testing.assert_array_equal(gm[..., 0, 0], x.max(axis=(2, 3)))
     gy = rng.standard_normal((3, 5, 1, 1)).astype(np.float32)
     gxa = F.global_avg_pool2d_backward(gy, x)

@@ -101,3 +101,24 @@ def test_two_python_threads_convolve_at_once():
         t.join()
     for a, b in zip(out, expect):
         np.testing.assert_array_equal(a, b)
+
+
+def test_thread_local_count_is_private_to_its_thread():
+    from convcore import _core
+    glob = cc.get_num_threads()
+    seen = {}
+
+    def worker():
+        _core.set_local_num_threads(1)
+        seen["inside"] = cc.get_num_threads()
+        seen["y"] = cc.conv2d(np.ones((1, 2, 5, 5), np.float32), np.ones((3, 2, 3, 3), np.float32))
+        _core.set_local_num_threads(0)
+        seen["after"] = cc.get_num_threads()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen["inside"] == 1 and seen["after"] == glob == cc.get_num_threads()
+    np.testing.assert_array_equal(seen["y"], np.full((1, 3, 3, 3), 18, np.float32))
+    with pytest.raises(ValueError, match="set_local_num_threads"):
+        _core.set_local_num_threads(-1)

@@ -241,6 +241,20 @@ void bind_ops(py::module_& m) {
     return inplace ? xo : py::cast(y);
   });
 
+  m.def("add", [](py::object ao, py::object bo, bool relu) {
+    const char* op = "add";
+    const DeviceArray& a = as_device_f32(op, "a", ao, -1, -1);
+    const DeviceArray& b = as_device_f32(op, "b", bo, -1, a.device);
+    check_shape(op, "b", b, a.shape);
+    cu::set_device(a.device);
+    DeviceArray y = device_empty(a.shape, DType::F32, a.device);
+    {
+      py::gil_scoped_release nogil;
+      cu::add_forward(a.size(), a.f32(), b.f32(), y.f32(), relu);
+    }
+    return y;
+  });
+
   m.def("relu_backward", [](py::object gyo, py::object xo) {
     const char* op = "relu_backward";
     const DeviceArray& x = as_device_f32(op, "input", xo, -1, -1);

@@ -25,6 +25,8 @@ void check_allocation(const std::vector<index_t>& shape, size_t elem_size, const
 void bind_info(py::module_& m) {
   m.def("set_num_threads", &convcore::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &convcore::get_num_threads);
+  m.def("set_local_num_threads", &convcore::set_local_num_threads, py::arg("n"));
+  m.def("get_local_num_threads", &convcore::get_local_num_threads);
   m.def("cpu_info", []() {
     const auto& t = convcore::kernels();
     const auto f = convcore::cpu_features();

@@ -40,7 +40,24 @@ struct GemmTileOut {
 // tap reads or writes a contiguous run of OW floats whatever the stride.
 struct DwPlaneGeom {
   index_t OH = 0, OW = 0, kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
-  index_t L = 0;  // floats per phase row
+  index_t L = 0;   // floats per phase row
+  index_t gp = 0;  // row pitch of gy: OW rounded up to whole vectors, zero-padded
+};
+
+// One output row of max pooling with PyTorch's argmax: the window's input
+// rows ih = ih0 + i*dil_h (i < nrows, all inside the plane) are read from a
+// plane buffer whose rows are padded left by pad_l with -inf (row pitch
+// `pitch`); taps are scanned in row-major order and a value wins if it is
+// greater than the current max or NaN. arg starts at the first valid column
+// of each window (first_col[ow]) on row ih0, as torch's does.
+struct PoolArgmaxRow {
+  const float* buf = nullptr;
+  index_t pitch = 0, W = 0, pad_l = 0;
+  index_t OW = 0, sw = 1, kw = 1, dw = 1;
+  index_t ih0 = 0, dil_h = 1, nrows = 0;
+  const int* first_col = nullptr;
+  float* y = nullptr;  // may be null
+  int* arg = nullptr;  // flat ih*W + iw (planes of fewer than 2^31 elements)
 };
 
 struct KernelTable {
@@ -105,7 +122,9 @@ struct KernelTable {
   // Sum of n floats, accumulated in a fixed lane order (deterministic).
   float (*sum)(index_t n, const float* x) = nullptr;
   // Depthwise backward on one plane (see DwPlaneGeom): buf += scatter of
-  // gy (OH x OW) through the kh x kw taps w; acc[tap] += <gy, shifted buf>.
+  // gy (OH x OW) through the kh x kw taps w; acc[tap][lane] += lane-wise
+  // partial sums of <gy, shifted buf> (simd_width lanes per tap; the caller
+  // adds the lanes up in order once all images are in).
   void (*dw_bwd_input)(const DwPlaneGeom& d, const float* gy, const float* w, float* buf) = nullptr;
   void (*dw_bwd_weight)(const DwPlaneGeom& d, const float* gy, const float* buf, float* acc) = nullptr;
   // Max of n floats; NaN if any is NaN (as torch's max pooling).
@@ -118,6 +137,12 @@ struct KernelTable {
   void (*pool_vadd)(index_t n, const float* src, float* acc) = nullptr;
   void (*pool_hmax)(index_t OW, index_t sw, index_t kw, index_t dw, const float* row, float* y) = nullptr;
   void (*pool_havg)(index_t OW, index_t sw, index_t kw, const float* row, const float* div, float* y) = nullptr;
+  void (*pool_argmax_row)(const PoolArgmaxRow& r) = nullptr;
+  // Average-pool backward along a row, as a gather: out[iw] = sum over taps
+  // j < kw with (iw + pad_l - j) = sw*t of g[t]. g is zero-padded: at least
+  // kw/sw + 1 floats before g[0] and kw + 2*16 after g[OW-1].
+  void (*pool_avg_hgather)(index_t W, index_t sw, index_t kw, index_t pad_l, const float* g,
+                           float* out) = nullptr;
 };
 
 // The table for this CPU (chosen on first use; CONVCORE_ISA=baseline|avx2|

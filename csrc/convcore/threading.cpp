@@ -32,7 +32,19 @@ std::atomic<int>& thread_setting() {
 
 }  // namespace
 
-int get_num_threads() { return thread_setting().load(std::memory_order_relaxed); }
+thread_local int local_threads = 0;
+
+int get_num_threads() {
+  return local_threads > 0 ? local_threads : thread_setting().load(std::memory_order_relaxed);
+}
+
+int get_local_num_threads() { return local_threads; }
+
+void set_local_num_threads(int n) {
+  if (n < 0)
+    throw std::invalid_argument("set_local_num_threads: n must be >= 0, got " + std::to_string(n));
+  local_threads = n;
+}
 
 void set_num_threads(int n) {
   if (n <= 0) throw std::invalid_argument("set_num_threads: n must be positive, got " + std::to_string(n));

@@ -9,6 +9,13 @@ namespace convcore {
 int get_num_threads();
 void set_num_threads(int n);
 
+// A thread count for the calling thread only (0: none, use the global one).
+// Kernels read get_num_threads() on the thread that calls them, so this lets
+// two InferenceSessions with different `threads` run at once in two Python
+// threads without touching each other's (or the global) setting.
+int get_local_num_threads();
+void set_local_num_threads(int n);
+
 // Sets flush-to-zero and denormals-are-zero for the current thread and
 // restores the previous MXCSR on destruction. Subnormal operands slow x86
 // arithmetic 20-50x; trained weights and small activations produce them.

@@ -4,6 +4,7 @@ Every error names the op and the offending value, as DESIGN.md asks.
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -85,3 +86,59 @@ def out_len(op: str, axis: str, size: int, k: int, s: int, p0: int, p1: int, d: 
     if ceil_mode and (n - 1) * s >= size + p0:
         n -= 1
     return n
+
+
+def conv_geometry(op: str, x_shape, w_shape, stride, padding, dilation, groups):
+    """Checks a conv's shapes and arguments (host or device arrays alike).
+
+    -> (stride, pads (top, left, bottom, right), dilation, groups).
+    """
+    stride = pair(op, "stride", stride)
+    dilation = pair(op, "dilation", dilation)
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, numbers.Integral) or groups <= 0:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    K, Cg, kh, kw = w_shape
+    if kh <= 0 or kw <= 0 or K <= 0:
+        raise ValueError(f"{op}: weight must have positive sizes, got shape {tuple(w_shape)}")
+    C = x_shape[1]
+    if C % groups:
+        raise ValueError(f"{op}: input channels {C} are not divisible by groups={groups}")
+    if K % groups:
+        raise ValueError(f"{op}: output channels {K} are not divisible by groups={groups}")
+    if Cg * groups != C:
+        raise ValueError(f"{op}: weight expects {Cg * groups} input channels "
+                         f"({Cg} per group x {groups} groups), input has {C}")
+    pad = conv_padding(op, padding, (kh, kw), stride, dilation)
+    out_len(op, "height", x_shape[2], kh, stride[0], pad[0], pad[2], dilation[0])
+    out_len(op, "width", x_shape[3], kw, stride[1], pad[1], pad[3], dilation[1])
+    return stride, pad, dilation, groups
+
+
+def clamp_bounds(op: str, activation) -> tuple[float, float]:
+    """Fused activation None | "relu" | ("clip", lo, hi) -> (lo, hi) of the clamp."""
+    if activation is None:
+        return -math.inf, math.inf
+    if activation == "relu":
+        return 0.0, math.inf
+    if isinstance(activation, tuple) and len(activation) == 3 and activation[0] == "clip":
+        return float(activation[1]), float(activation[2])
+    raise ValueError(f"{op}: unknown fused activation {activation!r}")
+
+
+def pool_geometry(op: str, x_shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """Checks a pooling call with PyTorch's rules -> (k, s, pads4, d, output shape)."""
+    k = pair(op, "kernel_size", kernel_size)
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
+        else pair(op, "stride", stride)
+    d = pair(op, "dilation", dilation)
+    p = padding4(op, padding)
+    # PyTorch's rule: padding at most half the kernel.
+    if max(p[0], p[2]) * 2 > k[0] or max(p[1], p[3]) * 2 > k[1]:
+        raise ValueError(f"{op}: padding should be at most half of kernel size, got padding "
+                         f"{padding!r} for kernel {k}")
+    if x_shape[1] <= 0 or x_shape[2] <= 0 or x_shape[3] <= 0:
+        raise ValueError(f"{op}: input must have non-empty C, H, W, got shape {tuple(x_shape)}")
+    oh = out_len(op, "height", x_shape[2], k[0], s[0], p[0], p[2], d[0], bool(ceil_mode))
+    ow = out_len(op, "width", x_shape[3], k[1], s[1], p[1], p[3], d[1], bool(ceil_mode))
+    return k, s, p, d, (x_shape[0], x_shape[1], oh, ow)

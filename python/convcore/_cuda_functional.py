@@ -7,16 +7,15 @@ Argument rules and messages are the CPU path's (same _checks helpers).
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from . import _core, cuda
-from ._checks import conv_padding, out_len, padding4, pair
+from ._checks import clamp_bounds, conv_geometry, out_len, pool_geometry
 
-_ext = _core.cuda
-_DA = _ext.DeviceArray
-_INF = math.inf
+# Module globals (not imports) so that tests can substitute a fake device.
+_ext = getattr(_core, "cuda", None)
+_DA = _ext.DeviceArray if _ext is not None else None
 
 
 def dev(op: str, name: str, a, ndim: int | None = None):
@@ -38,25 +37,8 @@ def dev(op: str, name: str, a, ndim: int | None = None):
 def _conv_args(op, x, weight, stride, padding, dilation, groups):
     x = dev(op, "input", x, 4)
     weight = dev(op, "weight", weight, 4)
-    stride = pair(op, "stride", stride)
-    dilation = pair(op, "dilation", dilation)
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups <= 0:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
-    groups = int(groups)
-    K, Cg, kh, kw = weight.shape
-    if kh <= 0 or kw <= 0 or K <= 0:
-        raise ValueError(f"{op}: weight must have positive sizes, got shape {weight.shape}")
-    C = x.shape[1]
-    if C % groups:
-        raise ValueError(f"{op}: input channels {C} are not divisible by groups={groups}")
-    if K % groups:
-        raise ValueError(f"{op}: output channels {K} are not divisible by groups={groups}")
-    if Cg * groups != C:
-        raise ValueError(f"{op}: weight expects {Cg * groups} input channels "
-                         f"({Cg} per group x {groups} groups), input has {C}")
-    pad = conv_padding(op, padding, (kh, kw), stride, dilation)
-    out_len(op, "height", x.shape[2], kh, stride[0], pad[0], pad[2], dilation[0])
-    out_len(op, "width", x.shape[3], kw, stride[1], pad[1], pad[3], dilation[1])
+    stride, pad, dilation, groups = conv_geometry(op, x.shape, weight.shape, stride, padding,
+                                                  dilation, groups)
     return x, weight, stride, pad, dilation, groups
 
 
@@ -69,13 +51,7 @@ def conv2d_fused(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1
         bias = dev(op, "bias", bias, 1)
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"{op}: bias must have {weight.shape[0]} elements, got {bias.shape[0]}")
-    lo, hi = -_INF, _INF
-    if activation == "relu":
-        lo = 0.0
-    elif isinstance(activation, tuple) and len(activation) == 3 and activation[0] == "clip":
-        lo, hi = float(activation[1]), float(activation[2])
-    elif activation is not None:
-        raise ValueError(f"{op}: unknown fused activation {activation!r}")
+    lo, hi = clamp_bounds(op, activation)
     if residual is not None:
         residual = dev(op, "residual", residual, 4)
     if not isinstance(algo, str):
@@ -103,19 +79,7 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
 
 def _pool_args(op, x, kernel_size, stride, padding, dilation, ceil_mode):
     x = dev(op, "input", x, 4)
-    k = pair(op, "kernel_size", kernel_size)
-    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
-        else pair(op, "stride", stride)
-    d = pair(op, "dilation", dilation)
-    p = padding4(op, padding)
-    if max(p[0], p[2]) * 2 > k[0] or max(p[1], p[3]) * 2 > k[1]:
-        raise ValueError(f"{op}: padding should be at most half of kernel size, got padding "
-                         f"{padding!r} for kernel {k}")
-    if x.shape[1] <= 0 or x.shape[2] <= 0 or x.shape[3] <= 0:
-        raise ValueError(f"{op}: input must have non-empty C, H, W, got shape {x.shape}")
-    oh = out_len(op, "height", x.shape[2], k[0], s[0], p[0], p[2], d[0], bool(ceil_mode))
-    ow = out_len(op, "width", x.shape[3], k[1], s[1], p[1], p[3], d[1], bool(ceil_mode))
-    return x, k, s, p, d, (x.shape[0], x.shape[1], oh, ow)
+    return (x, *pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode))
 
 
 def _grad(op, grad_out, shape):

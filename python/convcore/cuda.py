@@ -26,7 +26,7 @@ from . import _core
 
 __all__ = [
     "is_built", "is_available", "device_count", "unavailable_reason", "device_info",
-    "asarray", "empty", "synchronize", "empty_cache", "DeviceArray", "CudaError", "set_allow_tf32",
+    "asarray", "empty", "synchronize", "empty_cache", "add", "DeviceArray", "CudaError", "set_allow_tf32",
     "get_allow_tf32", "tf32_supported", "conv_algorithm",
 ]
 
@@ -132,6 +132,13 @@ def synchronize(device: int = 0) -> None:
     """Wait for every queued kernel on the device (for timing)."""
     _require(device)
     _ext.synchronize(int(device))
+
+
+def add(a, b, relu: bool = False) -> "DeviceArray":
+    """a + b (same shapes, float32 DeviceArrays), optionally followed by ReLU."""
+    from ._cuda_functional import dev
+    _require()
+    return _ext.add(dev("add", "a", a), dev("add", "b", b), bool(relu))
 
 
 def empty_cache() -> None:

@@ -10,7 +10,11 @@
 // wmma, atomics under contention, launch configuration, memory model).
 //
 // Built by cmake with -DCONVCORE_CUDA_HOST_CHECK=ON (see .ci/cuda-build.sh).
+#include <atomic>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -131,6 +135,77 @@ void emulate_igemm(const L& ld, const S& st, int M, int N, int Kd, int G, int sp
   for (auto& th : threads) th.join();
 }
 
+// wmma stand-in for the TF32 kernel: each emulated thread holds whole 16x16
+// fragments (a warp's 32 threads compute the same values), lane 0 stores.
+// Loads/stores also check wmma's rules: 256-bit aligned pointers (relative
+// to the 128-byte aligned shared buffer) and ldm a multiple of 4 floats.
+// TF32 rounding is not emulated: this checks indexing, with FP32 tolerance.
+struct HostTcOps {
+  struct FragA { float v[16][8]; };
+  struct FragB { float v[8][16]; };
+  struct FragC { float v[16][16]; };
+  int lane;
+  Barrier* block;
+  Barrier* warp;
+  const float* base;
+  std::atomic<int>* misaligned;
+  void check(const float* p, int ldm) const {
+    if (((p - base) * sizeof(float)) % 32 != 0 || ldm % 4 != 0) ++*misaligned;
+  }
+  void zero(FragC& c) const { std::memset(c.v, 0, sizeof c.v); }
+  void load_a(FragA& f, const float* p, int ldm) const {
+    check(p, ldm);
+    for (int i = 0; i < 16; ++i)
+      for (int k = 0; k < 8; ++k) f.v[i][k] = p[i * ldm + k];
+  }
+  void load_b(FragB& f, const float* p, int ldm) const {
+    check(p, ldm);
+    for (int k = 0; k < 8; ++k)
+      for (int j = 0; j < 16; ++j) f.v[k][j] = p[k * ldm + j];
+  }
+  void mma(FragC& c, const FragA& a, const FragB& b) const {
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < 16; ++j) {
+        float s = c.v[i][j];
+        for (int k = 0; k < 8; ++k) s += a.v[i][k] * b.v[k][j];
+        c.v[i][j] = s;
+      }
+  }
+  void store(float* p, const FragC& c, int ldm) const {
+    check(p, ldm);
+    if (lane == 0)
+      for (int i = 0; i < 16; ++i)
+        for (int j = 0; j < 16; ++j) p[i * ldm + j] = c.v[i][j];
+  }
+  void sync() const { block->wait(); }
+  void syncwarp() const { warp->wait(); }
+};
+
+std::atomic<int> g_misaligned{0};
+
+template <class L, class S>
+void emulate_tf32(const L& ld, const S& st, int M, int N, int Kd, int G) {
+  constexpr int NT = kTcThreads;
+  float* smem = static_cast<float*>(std::aligned_alloc(128, kTcSmemFloats * sizeof(float)));
+  const int gx = (N + kTcBN - 1) / kTcBN, gy = (M + kTcBM - 1) / kTcBM;
+  Barrier bar(NT);
+  std::vector<std::unique_ptr<Barrier>> warps;
+  for (int w = 0; w < NT / 32; ++w) warps.emplace_back(new Barrier(32));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < NT; ++t)
+    threads.emplace_back([&, t] {
+      HostTcOps ops{t % 32, &bar, warps[t / 32].get(), smem, &g_misaligned};
+      for (int bz = 0; bz < G; ++bz)
+        for (int by = 0; by < gy; ++by)
+          for (int bx = 0; bx < gx; ++bx) {
+            igemm_tf32_block(ld, st, M, N, Kd, t, bx, by, bz, smem, ops);
+            bar.wait();
+          }
+    });
+  for (auto& th : threads) th.join();
+  std::free(smem);
+}
+
 struct ConvCase {
   index_t N, C, H, W, K, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups;
 };
@@ -173,6 +248,23 @@ void check_gemm_conv(const ConvCase& c, const char* tile) {
                                     int(p.Kg()), int(p.N * p.OH * p.OW),
                                     int(p.Cg() * p.kh * p.kw), int(p.groups), 1);
   check_close("conv fwd " + nm, got, ref);
+  if (std::string(tile) == "64x64") {  // split-K forward: partial sums, then the epilogue
+    std::vector<float> sk(p.y_size(), 0.f);
+    emulate_igemm<BM, BN, BK, TM, TN>(FwdLoader{d, x.data(), w.data()},
+                                      FwdPartialStore{d, sk.data()}, int(p.Kg()),
+                                      int(p.N * p.OH * p.OW), int(p.Cg() * p.kh * p.kw),
+                                      int(p.groups), 3);
+    for (i64 i = 0; i < p.y_size(); ++i)
+      fwd_epilogue_at(d, sk.data(), b.data(), res.data(), ep.lo, ep.hi, i);
+    check_close("conv fwd split-K3 " + nm, sk, ref);
+  }
+  if (std::string(tile) == "128x128") {  // once per case: the TF32 kernel's tiling
+    std::vector<float> tc(p.y_size(), NAN);
+    emulate_tf32(FwdLoader{d, x.data(), w.data()},
+                 FwdStore{d, tc.data(), b.data(), res.data(), ep.lo, ep.hi}, int(p.Kg()),
+                 int(p.N * p.OH * p.OW), int(p.Cg() * p.kh * p.kw), int(p.groups));
+    check_close("conv fwd tf32-tiling " + nm, tc, ref);
+  }
 
   // backward data
   std::vector<float> gx_ref(p.x_size()), gx(p.x_size(), NAN);
@@ -206,13 +298,13 @@ void check_depthwise(const ConvCase& c) {
   ep.bias = b.data();
   std::vector<float> ref(p.y_size()), got(p.y_size());
   conv2d_forward(p, x.data(), w.data(), ref.data(), ep, res.data());
-  for (i64 i = 0; i < p.y_size(); ++i)
+  for (int i = 0; i < int(p.y_size()); ++i)
     got[i] = dw_forward_at(d, x.data(), w.data(), b.data(), res.data(), ep.lo, ep.hi, i);
   check_close("depthwise fwd " + nm, got, ref);
 
   std::vector<float> gx_ref(p.x_size()), gx(p.x_size());
   conv2d_backward_input(p, gy.data(), w.data(), gx_ref.data());
-  for (i64 i = 0; i < p.x_size(); ++i) gx[i] = dw_backward_input_at(d, gy.data(), w.data(), i);
+  for (int i = 0; i < int(p.x_size()); ++i) gx[i] = dw_backward_input_at(d, gy.data(), w.data(), i);
   check_close("depthwise bwd-data " + nm, gx, gx_ref);
 
   std::vector<float> gw_ref(p.w_size()), gb_ref(p.K), gw(p.w_size());
@@ -220,7 +312,7 @@ void check_depthwise(const ConvCase& c) {
   for (int k = 0; k < d.K; ++k)
     for (int rs = 0; rs < d.khw; ++rs) {
       float s = 0.f;
-      for (i64 q = 0; q < i64(d.N) * d.OHW; ++q) s += dw_weight_term(d, gy.data(), x.data(), k, rs, q);
+      for (int q = 0; q < d.N * d.OHW; ++q) s += dw_weight_term(d, gy.data(), x.data(), k, rs, q);
       gw[i64(k) * d.khw + rs] = s;
     }
   check_close("depthwise bwd-weight " + nm, gw, gw_ref, 2e-4f);
@@ -252,22 +344,22 @@ void check_pool(const PoolCase& c, bool with_nan) {
   std::vector<float> y_ref(p.y_size()), y(p.y_size());
   std::vector<index_t> i_ref(p.y_size()), ind(p.y_size());
   max_pool2d_forward(p, x.data(), y_ref.data(), i_ref.data());
-  for (i64 i = 0; i < p.y_size(); ++i) max_fwd_at(d, x.data(), y.data(), ind.data(), i);
+  for (int i = 0; i < int(p.y_size()); ++i) max_fwd_at(d, x.data(), y.data(), ind.data(), i);
   check_equal("max_pool fwd " + nm, y, y_ref);
   check_equal("max_pool indices " + nm, ind, i_ref);
 
   std::vector<float> gx_ref(p.x_size()), gx(p.x_size(), 0.f);
   max_pool2d_backward(p, gy.data(), x.data(), gx_ref.data());
-  for (i64 i = 0; i < p.y_size(); ++i) max_bwd_at(d, gy.data(), x.data(), gx.data(), i);
+  for (int i = 0; i < int(p.y_size()); ++i) max_bwd_at(d, gy.data(), x.data(), gx.data(), i);
   check_close("max_pool bwd " + nm, gx, gx_ref, 1e-6f);
 
   if (c.dh != 1 || c.dw != 1 || with_nan) return;  // avg pooling has no dilation
   avg_pool2d_forward(p, x.data(), y_ref.data());
-  for (i64 i = 0; i < p.y_size(); ++i) avg_fwd_at(d, x.data(), y.data(), i);
+  for (int i = 0; i < int(p.y_size()); ++i) avg_fwd_at(d, x.data(), y.data(), i);
   check_close("avg_pool fwd " + nm, y, y_ref, 1e-6f);
   std::fill(gx.begin(), gx.end(), 0.f);
   avg_pool2d_backward(p, gy.data(), gx_ref.data());
-  for (i64 i = 0; i < p.y_size(); ++i) avg_bwd_at(d, gy.data(), gx.data(), i);
+  for (int i = 0; i < int(p.y_size()); ++i) avg_bwd_at(d, gy.data(), gx.data(), i);
   check_close("avg_pool bwd " + nm, gx, gx_ref, 1e-6f);
 }
 
@@ -300,9 +392,40 @@ void check_global_max(int HW, int nan_at, unsigned seed) {
   check_equal("global_max bwd (argmax) " + nm, gx, gx_ref);
 }
 
+// FastDiv against `/` over divisors and numerators in [0, 2^31).
+void check_fastdiv() {
+  ++g_checks;
+  std::mt19937 gen(7);
+  std::uniform_int_distribution<int> any(0, std::numeric_limits<int>::max());
+  std::vector<int> divisors;
+  for (int d = 1; d <= 3000; ++d) divisors.push_back(d);
+  for (int d : {12544, 50176, 65535, 65536, 1 << 20, 1073741823, 1073741824, 1073741825,
+                std::numeric_limits<int>::max()})
+    divisors.push_back(d);
+  long bad = 0;
+  for (int d : divisors) {
+    const FastDiv f(d);
+    for (int i = 0; i < 600; ++i) {
+      int n = i < 300 ? i * 3 + i % 5 : any(gen);
+      if (i == 597) n = d - 1;
+      if (i == 598) n = std::numeric_limits<int>::max() - std::numeric_limits<int>::max() % d;
+      if (i == 599) n = std::numeric_limits<int>::max();
+      int r;
+      if (f.divmod(n, r) != n / d || r != n % d) ++bad;
+    }
+  }
+  if (bad) {
+    ++g_failures;
+    std::printf("FAIL FastDiv: %ld wrong quotients\n", bad);
+  } else {
+    std::printf("ok   FastDiv (%zu divisors)\n", divisors.size());
+  }
+}
+
 }  // namespace
 
 int main() {
+  check_fastdiv();
   const std::vector<ConvCase> gemm_cases = {
       {2, 5, 9, 9, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},      // M over one 64 tile
       {1, 8, 11, 7, 12, 3, 3, 2, 1, 1, 0, 2, 1, 1, 1, 1},     // asym padding, stride
@@ -340,6 +463,10 @@ int main() {
     check_global_max(HW, -1, 31 + HW);
     check_global_max(HW, HW / 2, 37 + HW);
     if (HW > 40) check_global_max(HW, 40, 41);
+  }
+  if (g_misaligned) {
+    ++g_failures;
+    std::printf("FAIL tf32: %d wmma loads/stores misaligned\n", int(g_misaligned));
   }
   std::printf("%d/%d checks passed\n", g_checks - g_failures, g_checks);
   return g_failures ? 1 : 0;

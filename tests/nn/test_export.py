@@ -106,3 +106,36 @@ def test_convcore_runner_matches(tmp_path):
         x = rng.standard_normal((3,) + shape[1:]).astype(np.float32)
         got = sess.run(None, {"input": x})[0]
         np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("pool", [
+    nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+    nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=True),
+    nn.MaxPool2d(2, 1, dilation=2), nn.MaxPool2d(3, 2, 1, ceil_mode=True),
+], ids=["avg-ceil-nopad", "avg-ceil-pad", "max-dilated", "max-ceil"])
+def test_pooling_attributes_survive_export(tmp_path, pool):
+    m = nn.Sequential(pool).eval()
+    m.export_onnx(tmp_path / "p.onnx", (1, 2, 7, 7))
+    x = rng.standard_normal((2, 2, 7, 7)).astype(np.float32)
+    got = ort.InferenceSession(str(tmp_path / "p.onnx"),
+                               providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, m(x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_linear_over_last_axis_and_softmax_export(tmp_path):
+    class Tokens(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+            self.proj = nn.Linear(5, 2)
+
+        def forward(self, x):
+            h = self.conv(x).reshape(x.shape[0], 4, 5)   # (N, 4, 5): linear on the last axis
+            return F.softmax(self.proj(h).mean(axis=1) + (h ** 2).sum(axis=2, keepdims=True).mean(), axis=1)
+
+    m = Tokens().eval()
+    m.export_onnx(tmp_path / "t.onnx", (2, 3, 5, 1))
+    x = rng.standard_normal((4, 3, 5, 1)).astype(np.float32)
+    got = ort.InferenceSession(str(tmp_path / "t.onnx"),
+                               providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, m(x).numpy(), rtol=1e-5, atol=1e-6)

@@ -157,3 +157,10 @@ def test_repr_names_layers():
     s = repr(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, bias=False), nn.Linear(3, 4)))
     assert "Conv2d(1, 2, kernel_size=(3, 3), stride=(2, 2), bias=False)" in s
     assert "Linear(in_features=3, out_features=4, bias=True)" in s
+
+
+def test_malloc_tuning_is_idempotent_and_optional():
+    from convcore.nn import _malloc
+    first = _malloc.tune()
+    assert _malloc.tune() == first  # second call changes nothing
+    assert isinstance(first, bool)

@@ -33,6 +33,7 @@ def test_lazy_top_level_names():
     ("mean", lambda a: a.mean(axis=-1) * a.mean(), [(3, 5)]),
     ("scalar ops", lambda a: 2.0 * a - 1.0 + a / 4.0 - 3.0 / (a * a + 1.0), [(5,)]),
     ("reused input", lambda a: a * a + a, [(4, 2)]),
+    ("indexing", lambda a: a[1:, ::2] * a[np.array([0, 0, 2])][:, :2].sum(), [(3, 4)]),
 ])
 def test_op_gradients_match_finite_differences(name, fn, shapes):
     inputs = [r(*s) + (3.0 if name == "div" else 0.0) for s in shapes]
@@ -103,3 +104,9 @@ def test_numpy_on_the_left():
     assert isinstance(y, Tensor)
     y.sum().backward()
     np.testing.assert_allclose(a.grad, [2.0, 2.0, 2.0])
+
+
+def test_numpy_ufunc_on_tensor_is_refused():
+    with pytest.raises(TypeError):
+        np.exp(Tensor(np.ones(2)))
+    assert isinstance(np.float32(2.0) * Tensor(np.ones(2)), Tensor)

@@ -19,10 +19,14 @@ def _model(name):
 
 
 # Every family at an old (9) and a recent (17) opset; 11 and 13 (Resize/Clip/
-# Squeeze/Split attribute->input changes) for the families that exercise them.
+# Squeeze/Split attribute->input changes) for the families that exercise them;
+# 7 and 21 for a subset.
 _CASES = [(n, o) for n in NAMES for o in (9, 17)] + [
     (n, o) for n in ("mobilenet_v2", "mobilenet_v3", "yolo_like", "dbnet_like", "shufflenet",
-                     "squeezenet", "efficientnet_lite") for o in (11, 13)]
+                     "squeezenet", "efficientnet_lite") for o in (11, 13)] + [
+    # The oldest opset torch still exports (no Upsample there) and the newest.
+    (n, o) for n in ("resnet18", "mobilenet_v2", "mobilenet_v3", "googlenet", "densenet",
+                     "squeezenet") for o in (7, 21)] + [("yolo_like", 21), ("dbnet_like", 21)]
 
 
 @pytest.mark.parametrize("name,opset", _CASES)
@@ -58,3 +62,21 @@ def test_matches_torch_directly():
     want = model(torch.from_numpy(x)).detach().numpy()
     got = convcore.InferenceSession(export(model, shape, 17)).run(None, {"input": x})[0]
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+@pytest.mark.parametrize("name,opset,gone", [
+    ("resnet18", 13, {"Add", "Relu", "BatchNormalization"}),
+    ("mobilenet_v2", 9, {"Clip", "Relu", "Add"}),
+    ("mobilenet_v3", 17, {"HardSwish", "Relu"}),
+    ("yolo_like", 13, {"Mul"}),
+])
+def test_fusions_happen_on_exported_models(name, opset, gone):
+    import convcore
+    model, shape = _model(name)
+    sess = convcore.InferenceSession(export(model, shape, opset))
+    producer = {o: n for n in sess.graph.nodes for o in n.outputs}
+    unfused = [n.name for n in sess.graph.nodes if n.op_type in gone
+               and any(getattr(producer.get(i), "op_type", None) == "Conv" for i in n.inputs)]
+    assert not unfused, unfused
+    assert all(getattr(n.op, "packed", None) is not None
+               for n in sess.graph.nodes if n.op_type == "Conv")

@@ -173,3 +173,16 @@ def test_gemm_matmul_flatten_reshape_chain():
     ], [("x", [2, 3, 2, 2])], [("y", None)],
         {"w": rand(8, 12), "c": rand(8), "shape": np.array([0, 2, -1], np.int64), "m": rand(4, 3)})
     assert_matches_ort(m, {"x": rand(2, 3, 2, 2)})
+
+
+@pytest.mark.parametrize("ceil,cip,pads", [(0, 0, [1, 1, 1, 1]), (1, 1, [0, 1, 1, 0]), (1, 0, [1, 0, 2, 1])])
+def test_dilated_average_pool_and_uint8_max_pool(ceil, cip, pads):
+    m = make_model([helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 2], strides=[2, 1],
+                                     dilations=[2, 2], pads=pads, ceil_mode=ceil, count_include_pad=cip)],
+                   [("x", [1, 2, 11, 9])], [("y", None)], opset=19)
+    assert_matches_ort(m, {"x": rand(1, 2, 11, 9)})
+    m = make_model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                                     pads=pads, ceil_mode=ceil)],
+                   [("x", [1, 2, 11, 9], 2)], [("y", None, 2)], opset=12)
+    x = np.random.RandomState(0).randint(0, 255, (1, 2, 11, 9)).astype(np.uint8)
+    assert_matches_ort(m, {"x": x})

@@ -3,14 +3,17 @@
 // Algorithms (chosen here, per shape):
 //   depthwise (groups == C > 1): direct per-plane kernels (kernels/dwconv_backward.cpp)
 //     on a zero-padded, stride-phase-split copy of the plane.
+//   grad_input, small planes (< 256 outputs, N > 1): col = W^T * dY over
+//     several whole images side by side (a wide GEMM), then col2im.
 //   grad_input, 1x1 stride 1 no padding: one GEMM per image, W^T * dY straight
 //     into grad_x (no col2im, no zeroing).
 //   grad_input, otherwise: col = W^T * dY on column tiles of one image, added
 //     back with col2im (per image, group and channel block, so no two jobs
 //     write one plane and batch 1 still splits across threads).
-//   grad_weight: dW += dY_tile * col_tile^T where the column tile runs over
-//     the flattened (image, output position) axis, so small late layers still
-//     get long GEMM reductions.
+//   grad_weight: dW^T += col_step * dY_step^T, steps along the (image,
+//     output position) axis: tiles of one image for large planes (1x1
+//     operands read in place, no im2col), several whole images for small
+//     ones, so late layers still get long GEMM reductions.
 //
 // Determinism: every floating-point sum happens in an order fixed by the
 // shape alone (tiles and slot counts never depend on the thread count), so
@@ -124,37 +127,61 @@ void col2im_rows_add(const Conv2dParams& p, const float* col, index_t ld, index_
 struct DwPlane {
   DwPlaneGeom d;
   index_t Hp = 0, size = 0;
+  // Per stride phase: first input column, its place in the phase row, count.
+  std::vector<index_t> iw0, dst, count;
 };
 DwPlane dw_plane(const Conv2dParams& p) {
   DwPlane q;
   q.d.OH = p.OH; q.d.OW = p.OW; q.d.kh = p.kh; q.d.kw = p.kw;
   q.d.sh = p.stride_h; q.d.sw = p.stride_w; q.d.dh = p.dil_h; q.d.dw = p.dil_w;
   q.Hp = p.H + p.pad_t + p.pad_b;
-  q.d.L = ceil_div(p.W + p.pad_l + p.pad_r, p.stride_w);
-  // + slack for the kernels' zero-padded tail vectors (<= 16 floats)
-  q.size = q.Hp * p.stride_w * q.d.L + 16;
+  // gy rows padded to whole vectors; the kernels' last vector of a row may
+  // run up to one vector past the buffer's end: slack
+  const index_t vw = kernels().simd_width;
+  q.d.gp = ceil_div(p.OW, vw) * vw;
+  // Phase rows at least as long as one tap's whole-vector run, so that the
+  // vector stores of neighbouring rows never overlap (small planes would
+  // otherwise stall on store-to-load forwarding).
+  q.d.L = std::max(ceil_div(p.W + p.pad_l + p.pad_r, p.stride_w),
+                   q.d.gp + (p.kw - 1) * p.dil_w / p.stride_w + 1);
+  q.size = q.Hp * p.stride_w * q.d.L + q.d.gp + vw;
+  const index_t sw = p.stride_w;
+  for (index_t ph = 0; ph < sw; ++ph) {
+    const index_t iw0 = ((ph - p.pad_l) % sw + sw) % sw;  // (iw0 + pad_l) % sw == ph
+    if (iw0 >= p.W) continue;
+    q.iw0.push_back(iw0);
+    q.dst.push_back(ph * q.d.L + (iw0 + p.pad_l) / sw);
+    q.count.push_back((p.W - 1 - iw0) / sw + 1);
+  }
   return q;
 }
+
 // Copies input row ih into the phase-split buffer (to_buf) or back out.
 template <bool to_buf>
 void dw_row_copy(const Conv2dParams& p, const DwPlane& q, index_t ih, float* buf, float* row) {
-  const index_t sw = p.stride_w, r = ih + p.pad_t;
-  for (index_t ph = 0; ph < sw; ++ph) {
-    // first iw with (iw + pad_l) % sw == ph
-    const index_t iw0 = ((ph - p.pad_l) % sw + sw) % sw;
-    if (iw0 >= p.W) continue;
-    float* b = buf + (r * sw + ph) * q.d.L + (iw0 + p.pad_l) / sw;
-    const index_t n = (p.W - 1 - iw0) / sw + 1;
+  const index_t sw = p.stride_w;
+  float* rb = buf + (ih + p.pad_t) * sw * q.d.L;
+  for (size_t f = 0; f < q.iw0.size(); ++f) {
+    float* b = rb + q.dst[f];
+    const float* r0 = row + q.iw0[f];
+    const index_t n = q.count[f];
     if (sw == 1) {
-      if (to_buf) std::memcpy(b, row, size_t(n) * sizeof(float));
-      else std::memcpy(row, b, size_t(n) * sizeof(float));
+      if (to_buf) std::memcpy(b, r0, size_t(n) * sizeof(float));
+      else std::memcpy(row + q.iw0[f], b, size_t(n) * sizeof(float));
     } else {
+      float* rw = row + q.iw0[f];
       for (index_t t = 0; t < n; ++t) {
-        if (to_buf) b[t] = row[iw0 + t * sw];
-        else row[iw0 + t * sw] = b[t];
+        if (to_buf) b[t] = r0[t * sw];
+        else rw[t * sw] = b[t];
       }
     }
   }
+}
+
+// One gy plane into rows of pitch q.d.gp (the padding columns stay zero).
+void dw_pad_grad(const Conv2dParams& p, const DwPlane& q, const float* g, float* gpad) {
+  for (index_t oh = 0; oh < p.OH; ++oh)
+    std::memcpy(gpad + oh * q.d.gp, g + oh * p.OW, size_t(p.OW) * sizeof(float));
 }
 
 void dw_backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
@@ -162,13 +189,14 @@ void dw_backward_input(const Conv2dParams& p, const float* gy, const float* w, f
   const DwPlane q = dw_plane(p);
   const KernelTable& kt = kernels();
   parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
-    std::vector<float> buf(size_t(q.size));
+    std::vector<float> buf(size_t(q.size)), gpad(size_t(p.OH * q.d.gp), 0.f);
     for (index_t nc = b; nc < e; ++nc) {
       const index_t n = nc / p.C, c = nc % p.C;
       std::fill(buf.begin(), buf.end(), 0.f);
       for (index_t m = 0; m < mult; ++m) {
         const index_t k = c * mult + m;
-        kt.dw_bwd_input(q.d, gy + (n * p.K + k) * ohw, w + k * taps, buf.data());
+        dw_pad_grad(p, q, gy + (n * p.K + k) * ohw, gpad.data());
+        kt.dw_bwd_input(q.d, gpad.data(), w + k * taps, buf.data());
       }
       float* out = gx + nc * hw;
       for (index_t ih = 0; ih < p.H; ++ih) dw_row_copy<false>(p, q, ih, buf.data(), out + ih * p.W);
@@ -178,22 +206,31 @@ void dw_backward_input(const Conv2dParams& p, const float* gy, const float* w, f
 
 void dw_backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw) {
   const index_t mult = p.K / p.C, hw = p.H * p.W, ohw = p.OH * p.OW, taps = p.kh * p.kw;
+  const index_t lanes = kernels().simd_width;
   const DwPlane q = dw_plane(p);
   const KernelTable& kt = kernels();
-  // One job per input channel; images are summed inside it in order.
+  // One job per input channel; images are summed inside it in order, in
+  // per-lane partial sums that are added up (in lane order) at the end.
   parallel_for(p.C, 1, [&](index_t b, index_t e) {
-    std::vector<float> buf(size_t(q.size));
+    std::vector<float> buf(size_t(q.size), 0.f), acc(size_t(mult * taps * lanes));
+    std::vector<float> gpad(size_t(p.OH * q.d.gp), 0.f);
     for (index_t c = b; c < e; ++c) {
-      float* acc = gw + c * mult * taps;
-      std::fill(acc, acc + mult * taps, 0.f);
+      std::fill(acc.begin(), acc.end(), 0.f);
       for (index_t n = 0; n < p.N; ++n) {
-        std::fill(buf.begin(), buf.end(), 0.f);
+        // buf's padding stays zero: only the interior is rewritten per image
         float* xp = const_cast<float*>(x + (n * p.C + c) * hw);  // only read
         for (index_t ih = 0; ih < p.H; ++ih) dw_row_copy<true>(p, q, ih, buf.data(), xp + ih * p.W);
         for (index_t m = 0; m < mult; ++m) {
           const index_t k = c * mult + m;
-          kt.dw_bwd_weight(q.d, gy + (n * p.K + k) * ohw, buf.data(), acc + m * taps);
+          dw_pad_grad(p, q, gy + (n * p.K + k) * ohw, gpad.data());
+          kt.dw_bwd_weight(q.d, gpad.data(), buf.data(), acc.data() + m * taps * lanes);
         }
+      }
+      float* out = gw + c * mult * taps;
+      for (index_t i = 0; i < mult * taps; ++i) {
+        float s = 0.f;
+        for (index_t l = 0; l < lanes; ++l) s += acc[size_t(i * lanes + l)];
+        out[i] = s;
       }
     }
   });
@@ -331,28 +368,33 @@ void gemm_backward_input(const Conv2dParams& p, const float* gy, const float* w,
   });
 }
 
-// Columns per grad_weight step along the flattened (image, position) axis.
-// A function of the shape only: it fixes the order of the reduction.
-index_t weight_tile(const Conv2dParams& p, index_t rows) {
-  index_t t = (index_t(128) * 1024 / std::max<index_t>(rows, 1)) / 16 * 16;
-  t = std::clamp<index_t>(t, 256, 1024);
-  return std::min(t, p.N * p.OH * p.OW);
+// Columns per grad_weight step. A function of the shape only: it fixes the
+// order of the reduction.
+index_t weight_tile(index_t rows) {
+  const index_t t = (index_t(128) * 1024 / std::max<index_t>(rows, 1)) / 16 * 16;
+  return std::clamp<index_t>(t, 256, 1024);
 }
 
-// dY rows [m0, m1) of group g for flattened columns [q0, q0 + T),
-// transposed: buf[tt][m - m0].
-void gather_grad_out_t(const Conv2dParams& p, const float* gy, index_t g, index_t m0,
-                       index_t m1, index_t q0, index_t T, float* buf) {
-  const index_t ohw = p.OH * p.OW, Kg = p.Kg(), mb = m1 - m0;
-  for (index_t q = q0; q < q0 + T;) {
-    const index_t n = q / ohw, j = q % ohw, len = std::min(ohw - j, q0 + T - q);
-    float* dst = buf + (q - q0) * mb;
-    for (index_t m = m0; m < m1; ++m) {
-      const float* src = gy + (n * p.K + g * Kg + m) * ohw + j;
-      for (index_t t = 0; t < len; ++t) dst[t * mb + (m - m0)] = src[t];
+// One step of the grad_weight reduction: output positions [j0, j0 + cols)
+// of image n0 alone, or whole images [n0, n1) side by side (small planes,
+// so that late layers still get long GEMM reductions).
+struct WStep {
+  index_t n0, n1, j0, cols;
+};
+std::vector<WStep> weight_steps(const Conv2dParams& p, index_t rows) {
+  const index_t T = weight_tile(rows), ohw = p.OH * p.OW;
+  std::vector<WStep> st;
+  if (2 * ohw >= T) {
+    for (index_t n = 0; n < p.N; ++n)
+      for (index_t j0 = 0; j0 < ohw; j0 += T) st.push_back({n, n + 1, j0, std::min(T, ohw - j0)});
+  } else {
+    const index_t ipt = std::max<index_t>(1, T / ohw);
+    for (index_t n0 = 0; n0 < p.N; n0 += ipt) {
+      const index_t n1 = std::min(p.N, n0 + ipt);
+      st.push_back({n0, n1, 0, (n1 - n0) * ohw});
     }
-    q += len;
   }
+  return st;
 }
 
 // im2col of channels [c0, c1) of group g for flattened columns [q0, q0 + T)
@@ -375,28 +417,41 @@ void im2col_flat(const Conv2dParams& p, const float* x, index_t g, index_t c0, i
 
 void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw) {
   const index_t Cg = p.Cg(), Kg = p.Kg(), G = p.groups, khkw = p.kh * p.kw;
-  const index_t rows = Cg * khkw, total = p.N * p.OH * p.OW;
-  const index_t T = weight_tile(p, rows);
-  const index_t steps = ceil_div(total, T);
+  const index_t rows = Cg * khkw, ohw = p.OH * p.OW, hw = p.H * p.W;
+  const std::vector<WStep> st = weight_steps(p, rows);
+  const index_t steps = index_t(st.size());
+  const bool direct_x = is_1x1_s1_nopad(p);
   const KernelTable& kt = kernels();
 
   // One job: CT[r][m] = dW[g][m0 + m][c0*khkw + r] summed over steps
-  // [s0, s1) in order, computed as col * dY^T so that both GEMM operands are
-  // read without transposition (col is the A operand, dY is gathered
-  // transposed).
+  // [s0, s1) in order, as col * dY^T: col (or x itself for 1x1) is the A
+  // operand, dY (in place when the step is one image) the transposed B.
   auto run = [&](index_t g, index_t m0, index_t m1, index_t c0, index_t c1, index_t s0,
-                 index_t s1, float* CT, std::vector<float>& col, std::vector<float>& dyt) {
+                 index_t s1, float* CT, std::vector<float>& col, std::vector<float>& dy) {
     const index_t r = (c1 - c0) * khkw, mb = m1 - m0;
-    col.resize(size_t(r * T));
-    dyt.resize(size_t(mb * T));
     for (index_t s = s0; s < s1; ++s) {
-      const index_t q0 = s * T, cols = std::min(T, total - q0);
-      gather_grad_out_t(p, gy, g, m0, m1, q0, cols, dyt.data());
-      im2col_flat(p, x, g, c0, c1, q0, cols, col.data());
+      const WStep& w = st[size_t(s)];
+      const bool single = w.n1 - w.n0 == 1;
       GemmArgs a;
-      a.M = r; a.N = mb; a.K = cols;
-      a.A = col.data(); a.lda = cols;
-      a.B = dyt.data(); a.ldb = mb;
+      a.trans_b = true;
+      a.M = r; a.N = mb; a.K = w.cols;
+      if (single && direct_x) {
+        a.A = x + (w.n0 * p.C + g * Cg + c0) * hw + w.j0; a.lda = hw;
+      } else {
+        col.resize(size_t(r * w.cols));
+        if (single)
+          im2col_rows(p, x + (w.n0 * p.C + g * Cg) * hw, c0, c1, w.j0, w.cols, col.data(), w.cols);
+        else
+          im2col_flat(p, x, g, c0, c1, w.n0 * ohw, w.cols, col.data());
+        a.A = col.data(); a.lda = w.cols;
+      }
+      if (single) {
+        a.B = gy + (w.n0 * p.K + g * Kg + m0) * ohw + w.j0; a.ldb = ohw;
+      } else {
+        dy.resize(size_t(mb * w.cols));
+        gather_grad_out(p, gy, g, m0, m1, w.n0 * ohw, w.cols, dy.data());
+        a.B = dy.data(); a.ldb = w.cols;
+      }
       a.C = CT; a.ldc = mb;
       a.beta = s == s0 ? 0.f : 1.f;
       kt.sgemm(a);
@@ -410,11 +465,11 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
     const index_t S = std::min<index_t>(4, steps), wg = Kg * rows;
     std::vector<float> part(size_t(S * G * wg));
     parallel_for(G * S, 1, [&](index_t b, index_t e) {
-      std::vector<float> col, dyt;
+      std::vector<float> col, dy;
       for (index_t job = b; job < e; ++job) {
         const index_t s = job % S, g = job / S;
         run(g, 0, Kg, 0, Cg, steps * s / S, steps * (s + 1) / S,
-            part.data() + (s * G + g) * wg, col, dyt);
+            part.data() + (s * G + g) * wg, col, dy);
       }
     });
     const index_t ws = G * wg;
@@ -439,7 +494,7 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
   index_t mb = G * nc >= want ? 1 : std::min(ceil_div(Kg, 16), ceil_div(want, G * nc));
   const index_t mpb = ceil_div(Kg, mb), nm = ceil_div(Kg, mpb);
   parallel_for(G * nc * nm, 1, [&](index_t b, index_t e) {
-    std::vector<float> col, dyt, ct;
+    std::vector<float> col, dy, ct;
     for (index_t job = b; job < e; ++job) {
       const index_t mi = job % nm, rest = job / nm;
       const index_t ci = rest % nc, g = rest / nc;
@@ -447,7 +502,7 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
       const index_t m0 = mi * mpb, m1 = std::min(Kg, m0 + mpb);
       const index_t r = (c1 - c0) * khkw, mbk = m1 - m0;
       ct.resize(size_t(r * mbk));
-      run(g, m0, m1, c0, c1, 0, steps, ct.data(), col, dyt);
+      run(g, m0, m1, c0, c1, 0, steps, ct.data(), col, dy);
       for (index_t m = 0; m < mbk; ++m) {
         float* dst = gw + (g * Kg + m0 + m) * rows + c0 * khkw;
         for (index_t rr = 0; rr < r; ++rr) dst[rr] = ct[size_t(rr * mbk + m)];

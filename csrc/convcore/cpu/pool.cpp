@@ -94,24 +94,90 @@ std::vector<Taps> col_taps(const Pool2dParams& p) {
   return t;
 }
 
-void max_pool_indices(const Pool2dParams& p, const float* x, float* y, index_t* ind) {
+// Runs PyTorch's argmax scan over every window of every plane, one output
+// row at a time through the vectorised row kernel, and hands each row's
+// (values, flat indices) to `emit(nc, oh, y_row, arg_row)`. Indices are -1
+// for windows without any real element.
+template <typename Emit>
+void max_pool_argmax(const Pool2dParams& p, const float* x, bool want_values, Emit&& emit) {
+  const index_t hw = p.H * p.W, L = row_len(p);
+  const std::vector<Taps> ct = col_taps(p);
+  std::vector<int> first_col(size_t(p.OW) + 16);
+  std::vector<index_t> empty_cols;
+  for (index_t ow = 0; ow < p.OW; ++ow) {
+    const Taps& t = ct[size_t(ow)];
+    if (t.t0 >= t.t1) empty_cols.push_back(ow);
+    first_col[size_t(ow)] = int(ow * p.stride_w - p.pad_l + t.t0 * p.dil_w);
+  }
+  const KernelTable& kt = kernels();
+  parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
+    // the plane, each row padded with -inf on both sides
+    std::vector<float> plane(size_t(p.H * L), kNegInf);
+    std::vector<float> yrow(size_t(p.OW));
+    std::vector<int> arow(size_t(p.OW) + 16);
+    PoolArgmaxRow r;
+    r.buf = plane.data(); r.pitch = L; r.W = p.W; r.pad_l = p.pad_l;
+    r.OW = p.OW; r.sw = p.stride_w; r.kw = p.kw; r.dw = p.dil_w;
+    r.dil_h = p.dil_h; r.first_col = first_col.data();
+    r.y = want_values ? yrow.data() : nullptr;
+    r.arg = arow.data();
+    for (index_t nc = b; nc < e; ++nc) {
+      const float* xp = x + nc * hw;
+      for (index_t ih = 0; ih < p.H; ++ih)
+        std::memcpy(plane.data() + ih * L + p.pad_l, xp + ih * p.W, size_t(p.W) * sizeof(float));
+      for (index_t oh = 0; oh < p.OH; ++oh) {
+        const index_t hs = oh * p.stride_h - p.pad_t;
+        const Taps th = taps_in(hs, p.kh, p.dil_h, p.H);
+        if (th.t0 >= th.t1) {
+          std::fill(yrow.begin(), yrow.end(), kNegInf);
+          std::fill(arow.begin(), arow.end(), -1);
+        } else {
+          r.ih0 = hs + th.t0 * p.dil_h;
+          r.nrows = th.t1 - th.t0;
+          kt.pool_argmax_row(r);
+          for (index_t ow : empty_cols) arow[size_t(ow)] = -1;
+        }
+        emit(nc, oh, yrow.data(), arow.data());
+      }
+    }
+  });
+}
+
+// Planes of 2^31 elements or more: the same scan, scalar, 64-bit indices.
+void max_pool_indices_scalar(const Pool2dParams& p, const float* x, float* y, index_t* ind,
+                             const float* gy, float* gx) {
   const index_t hw = p.H * p.W, ohw = p.OH * p.OW;
   const std::vector<Taps> ct = col_taps(p);
   parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
     for (index_t nc = b; nc < e; ++nc) {
       const float* xp = x + nc * hw;
+      if (gx) std::memset(gx + nc * hw, 0, size_t(hw) * sizeof(float));
       for (index_t oh = 0; oh < p.OH; ++oh) {
         const index_t hs = oh * p.stride_h - p.pad_t;
         const Taps th = taps_in(hs, p.kh, p.dil_h, p.H);
         for (index_t ow = 0; ow < p.OW; ++ow) {
           float best;
+          const index_t o = nc * ohw + oh * p.OW + ow;
           const index_t arg = window_argmax(p, xp, hs, th, ow * p.stride_w - p.pad_l,
                                             ct[size_t(ow)], &best);
-          y[nc * ohw + oh * p.OW + ow] = best;
-          ind[nc * ohw + oh * p.OW + ow] = arg;
+          if (y) y[o] = best;
+          if (ind) ind[o] = arg;
+          if (gx && arg >= 0) gx[nc * hw + arg] += gy[o];
         }
       }
     }
+  });
+}
+
+bool small_planes(const Pool2dParams& p) { return p.H * p.W < (index_t(1) << 31) - 1; }
+
+void max_pool_indices(const Pool2dParams& p, const float* x, float* y, index_t* ind) {
+  if (!small_planes(p)) return max_pool_indices_scalar(p, x, y, ind, nullptr, nullptr);
+  const index_t ohw = p.OH * p.OW;
+  max_pool_argmax(p, x, true, [&](index_t nc, index_t oh, const float* yr, const int* ar) {
+    const index_t o = nc * ohw + oh * p.OW;
+    std::memcpy(y + o, yr, size_t(p.OW) * sizeof(float));
+    for (index_t ow = 0; ow < p.OW; ++ow) ind[o + ow] = ar[ow];
   });
 }
 
@@ -148,25 +214,15 @@ void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, index_t
 }
 
 void max_pool2d_backward(const Pool2dParams& p, const float* gy, const float* x, float* gx) {
+  if (!small_planes(p)) return max_pool_indices_scalar(p, x, nullptr, nullptr, gy, gx);
   const index_t hw = p.H * p.W, ohw = p.OH * p.OW;
-  const std::vector<Taps> ct = col_taps(p);
-  parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
-    for (index_t nc = b; nc < e; ++nc) {
-      const float* xp = x + nc * hw;
-      const float* gp = gy + nc * ohw;
-      float* gxp = gx + nc * hw;
-      std::memset(gxp, 0, size_t(hw) * sizeof(float));
-      for (index_t oh = 0; oh < p.OH; ++oh) {
-        const index_t hs = oh * p.stride_h - p.pad_t;
-        const Taps th = taps_in(hs, p.kh, p.dil_h, p.H);
-        for (index_t ow = 0; ow < p.OW; ++ow) {
-          float best;
-          const index_t arg = window_argmax(p, xp, hs, th, ow * p.stride_w - p.pad_l,
-                                            ct[size_t(ow)], &best);
-          if (arg >= 0) gxp[arg] += gp[oh * p.OW + ow];
-        }
-      }
-    }
+  // Each plane is zeroed by the job that owns it, just before its first row.
+  max_pool_argmax(p, x, false, [&](index_t nc, index_t oh, const float*, const int* ar) {
+    float* g = gx + nc * hw;
+    if (oh == 0) std::memset(g, 0, size_t(hw) * sizeof(float));
+    const float* gr = gy + nc * ohw + oh * p.OW;
+    for (index_t ow = 0; ow < p.OW; ++ow)
+      if (ar[ow] >= 0) g[ar[ow]] += gr[ow];
   });
 }
 
@@ -201,38 +257,48 @@ void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
   });
 }
 
+// floor(a / b) for b > 0 and any sign of a
+inline index_t floor_div(index_t a, index_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Average backward as a gather (every grad_x element written once, no
+// scatter): grad_out is first divided by each window's divisor; input row
+// ih then sums the divided rows of the windows that cover it (vertical),
+// and the horizontal pass gathers along that row (kernels().pool_avg_hgather).
 void avg_pool2d_backward(const Pool2dParams& p, const float* gy, float* gx) {
-  const index_t hw = p.H * p.W, ohw = p.OH * p.OW, L = row_len(p);
+  const index_t hw = p.H * p.W, ohw = p.OH * p.OW;
   const std::vector<float> wc = col_counts(p);
   const KernelTable& kt = kernels();
+  const index_t pre = p.kw + 2, len = pre + p.OW + p.kw + 2 * 16 + 4;
+  const bool empty_window = std::any_of(wc.begin(), wc.end(), [](float c) { return c <= 0.f; });
   parallel_for(p.N * p.C, 1, [&](index_t b, index_t e) {
-    std::vector<float> row(static_cast<size_t>(L)), g(static_cast<size_t>(p.OW));
-    const float* mid = row.data() + p.pad_l;
+    std::vector<float> gdiv(static_cast<size_t>(ohw)), row(static_cast<size_t>(len), 0.f);
+    float* mid = row.data() + pre;
     for (index_t nc = b; nc < e; ++nc) {
       const float* gp = gy + nc * ohw;
-      float* gxp = gx + nc * hw;
-      std::memset(gxp, 0, size_t(hw) * sizeof(float));
       for (index_t oh = 0; oh < p.OH; ++oh) {
         const index_t hs = oh * p.stride_h - p.pad_t;
-        const index_t h0 = std::max<index_t>(hs, 0), h1 = std::min(hs + p.kh, p.H);
-        if (h0 >= h1) continue;
         const float hc = float(axis_count(p, hs, p.kh, p.H, p.pad_b));
-        for (index_t ow = 0; ow < p.OW; ++ow) {
-          const float d = hc * wc[size_t(ow)];
-          g[size_t(ow)] = d > 0.f ? gp[oh * p.OW + ow] / d : 0.f;
-        }
-        // Horizontal scatter into the padded row, then add it to each input
-        // row of the window (the transpose of the forward passes).
-        std::fill(row.begin(), row.end(), 0.f);
-        float* r = row.data();
-        if (p.stride_w == 1) {
-          for (index_t j = 0; j < p.kw; ++j)
-            for (index_t ow = 0; ow < p.OW; ++ow) r[ow + j] += g[size_t(ow)];
-        } else {
+        const float* gr = gp + oh * p.OW;
+        float* dr = gdiv.data() + oh * p.OW;
+        for (index_t ow = 0; ow < p.OW; ++ow) dr[ow] = gr[ow] / (hc * wc[size_t(ow)]);
+        if (hc <= 0.f)  // windows without a real element pass nothing
+          std::fill(dr, dr + p.OW, 0.f);
+        else if (empty_window)
           for (index_t ow = 0; ow < p.OW; ++ow)
-            for (index_t j = 0; j < p.kw; ++j) r[ow * p.stride_w + j] += g[size_t(ow)];
+            if (wc[size_t(ow)] <= 0.f) dr[ow] = 0.f;
+      }
+      float* gxp = gx + nc * hw;
+      for (index_t ih = 0; ih < p.H; ++ih) {
+        const index_t lo = std::max<index_t>(0, floor_div(ih + p.pad_t - p.kh, p.stride_h) + 1);
+        const index_t hi = std::min(p.OH - 1, floor_div(ih + p.pad_t, p.stride_h));
+        float* out = gxp + ih * p.W;
+        if (lo > hi) {
+          std::fill(out, out + p.W, 0.f);
+          continue;
         }
-        for (index_t ih = h0; ih < h1; ++ih) kt.pool_vadd(p.W, mid, gxp + ih * p.W);
+        std::memcpy(mid, gdiv.data() + lo * p.OW, size_t(p.OW) * sizeof(float));
+        for (index_t oh = lo + 1; oh <= hi; ++oh) kt.pool_vadd(p.OW, gdiv.data() + oh * p.OW, mid);
+        kt.pool_avg_hgather(p.W, p.stride_w, p.kw, p.pad_l, mid, out);
       }
     }
   });

@@ -15,7 +15,19 @@ __global__ void relu_backward_kernel(index_t n, const float* gy, const float* x,
                                      float* gx) {
   CC_GRID_STRIDE(i, n) { gx[i] = x[i] > 0.f ? gy[i] : 0.f; }
 }
+__global__ void add_kernel(index_t n, const float* a, const float* b, float* y, bool relu) {
+  CC_GRID_STRIDE(i, n) {
+    const float v = a[i] + b[i];
+    y[i] = relu ? (v > 0.f ? v : 0.f) : v;
+  }
+}
 }  // namespace
+
+void add_forward(index_t n, const float* a, const float* b, float* y, bool relu) {
+  if (n <= 0) return;
+  add_kernel<<<grid_for(n), kThreads>>>(n, a, b, y, relu);
+  CC_CUDA_CHECK_LAUNCH("add");
+}
 
 void relu_forward(index_t n, const float* x, float* y) {
   if (n <= 0) return;

@@ -46,15 +46,29 @@ int sm_count() {
 
 i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 
-enum class Kernel { Depthwise, F32Large, F32Small, TF32 };
+enum class Kernel { Depthwise, F32Large, F32Small, F32SplitK, TF32 };
 
-Kernel choose(const Conv2dParams& p, ConvPrecision prec, bool tf32_ok, int sms) {
-  if (p.Cg() == 1) return Kernel::Depthwise;
-  if (prec == ConvPrecision::TF32 && tf32_ok) return Kernel::TF32;
-  const i64 M = p.Kg(), N = p.N * p.OH * p.OW;
+struct Plan {
+  Kernel kernel;
+  i64 splits = 1;
+};
+
+// The forward kernel for these parameters (the one place that decides).
+Plan choose(const Conv2dParams& p, ConvPrecision prec, bool tf32_ok, int sms) {
+  if (p.Cg() == 1) return {Kernel::Depthwise};
+  if (prec == ConvPrecision::TF32 && tf32_ok) return {Kernel::TF32};
+  const i64 M = p.Kg(), N = p.N * p.OH * p.OW, Kd = p.Cg() * p.kh * p.kw;
   // Large tiles only when they still give every SM a couple of blocks.
   const i64 big = ceil_div(M, 128) * ceil_div(N, 128) * p.groups;
-  return big >= 2 * i64(sms) ? Kernel::F32Large : Kernel::F32Small;
+  if (big >= 2 * i64(sms)) return {Kernel::F32Large};
+  // Too few small tiles to fill the GPU (deep layers at batch 1): split the
+  // reduction so ~2 blocks per SM run, each over >= 8 tiles of BK.
+  const i64 small = ceil_div(M, 64) * ceil_div(N, 64) * p.groups;
+  const i64 tiles = ceil_div(Kd, 8);
+  i64 splits = std::min(ceil_div(2 * i64(sms), small), tiles / 8);
+  splits = std::min(splits, 65535 / p.groups);
+  if (small < i64(sms) && splits >= 2) return {Kernel::F32SplitK, splits};
+  return {Kernel::F32Small};
 }
 
 const char* kernel_name(Kernel k) {
@@ -62,9 +76,18 @@ const char* kernel_name(Kernel k) {
     case Kernel::Depthwise: return "depthwise-direct";
     case Kernel::F32Large: return "igemm-f32-128x128";
     case Kernel::F32Small: return "igemm-f32-64x64";
+    case Kernel::F32SplitK: return "igemm-f32-64x64-splitk";
     case Kernel::TF32: return "igemm-tf32-wmma-128x128";
   }
   return "?";
+}
+
+__global__ void fwd_epilogue_kernel(ConvDims d, float* y, const float* __restrict__ bias,
+                                    const float* __restrict__ residual, float lo, float hi,
+                                    i64 total) {
+  for (i64 i = i64(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += i64(blockDim.x) * gridDim.x)
+    fwd_epilogue_at(d, y, bias, residual, lo, hi, i);
 }
 
 template <int BM, int BN, int BK, int TM, int TN, class L, class S>
@@ -99,7 +122,7 @@ void run_f32(const char* op, bool large, const L& ld, const S& st, i64 M, i64 N,
 
 const char* conv_algo(const Conv2dParams& p, ConvPrecision prec) {
   const bool tf32 = prec == ConvPrecision::TF32 && tf32_supported();
-  return kernel_name(choose(p, prec, tf32, sm_count()));
+  return kernel_name(choose(p, prec, tf32, sm_count()).kernel);
 }
 
 void conv2d_forward(const Conv2dParams& p, const float* x, const float* w, float* y,
@@ -108,7 +131,8 @@ void conv2d_forward(const Conv2dParams& p, const float* x, const float* w, float
   const ConvDims d = checked_dims(op, p);
   if (p.y_size() == 0) return;
   const bool tf32 = prec == ConvPrecision::TF32 && tf32_supported();
-  const Kernel k = choose(p, prec, tf32, sm_count());
+  const Plan plan = choose(p, prec, tf32, sm_count());
+  const Kernel k = plan.kernel;
   if (k == Kernel::Depthwise) {
     depthwise_forward(d, x, w, y, ep, residual);
     return;
@@ -116,8 +140,20 @@ void conv2d_forward(const Conv2dParams& p, const float* x, const float* w, float
   const FwdLoader ld{d, x, w};
   const FwdStore st{d, y, ep.bias, residual, ep.lo, ep.hi};
   const i64 M = p.Kg(), N = p.N * p.OH * p.OW, Kd = p.Cg() * p.kh * p.kw;
-  if (k == Kernel::TF32) launch_tf32(op, ld, st, M, N, Kd, p.groups);
-  else run_f32(op, k == Kernel::F32Large, ld, st, M, N, Kd, p.groups);
+  if (k == Kernel::TF32) {
+    launch_tf32(op, ld, st, M, N, Kd, p.groups);
+  } else if (k == Kernel::F32SplitK) {
+    fill_zero(p.y_size(), y);
+    run_f32(op, false, ld, FwdPartialStore{d, y}, M, N, Kd, p.groups, plan.splits);
+    if (ep.bias || residual || ep.clamp()) {
+      const i64 total = p.y_size();
+      const i64 blocks = std::min<i64>(ceil_div(total, 256), 65535 * 8);
+      fwd_epilogue_kernel<<<unsigned(blocks), 256>>>(d, y, ep.bias, residual, ep.lo, ep.hi, total);
+      CC_CUDA_CHECK_LAUNCH(op);
+    }
+  } else {
+    run_f32(op, k == Kernel::F32Large, ld, st, M, N, Kd, p.groups);
+  }
 }
 
 void conv2d_backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx) {

@@ -1,4 +1,6 @@
 #include "convcore/cuda/depthwise.cuh"
+#include <algorithm>
+
 #include "convcore/cuda/launch.cuh"
 
 namespace convcore {
@@ -7,18 +9,36 @@ namespace detail {
 
 namespace {
 
+// d.N is the chunk's batch; pointers are offset to its first image.
 __global__ void dw_forward_kernel(ConvDims d, const float* __restrict__ x,
                                   const float* __restrict__ w, float* __restrict__ y,
                                   const float* __restrict__ bias,
-                                  const float* __restrict__ residual, float lo, float hi) {
-  const i64 total = i64(d.N) * d.K * d.OHW;
-  CC_GRID_STRIDE(i, total) y[i] = dw_forward_at(d, x, w, bias, residual, lo, hi, i);
+                                  const float* __restrict__ residual, float lo, float hi,
+                                  int total) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x)
+    y[i] = dw_forward_at(d, x, w, bias, residual, lo, hi, i);
 }
 
 __global__ void dw_backward_input_kernel(ConvDims d, const float* __restrict__ gy,
-                                         const float* __restrict__ w, float* __restrict__ gx) {
-  const i64 total = i64(d.N) * d.C * d.HW;
-  CC_GRID_STRIDE(i, total) gx[i] = dw_backward_input_at(d, gy, w, i);
+                                         const float* __restrict__ w, float* __restrict__ gx,
+                                         int total) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x)
+    gx[i] = dw_backward_input_at(d, gy, w, i);
+}
+
+// Runs fn(d_chunk, first_image, chunk_elements) over batch chunks whose
+// `per_image`-element slices all fit 32-bit indices (grid-stride loops add
+// at most one grid's worth on top, hence the margin).
+template <class F>
+void for_batch_chunks(const char* op, const ConvDims& d, i64 per_image, F fn) {
+  constexpr i64 kLimit = (i64(1) << 31) - (i64(1) << 28);
+  if (per_image > kLimit) fail(op, "one image is too large for the CUDA kernels' 32-bit indices");
+  const i64 chunk = kLimit / per_image;
+  for (i64 n0 = 0; n0 < d.N; n0 += chunk) {
+    ConvDims c = d;
+    c.N = int(std::min<i64>(chunk, d.N - n0));
+    fn(c, n0, i64(c.N) * per_image);
+  }
 }
 
 // Block-wide sum of one float per thread (blockDim.x == kThreads).
@@ -40,7 +60,7 @@ __global__ void dw_backward_weight_kernel(ConvDims d, const float* __restrict__ 
   const int k = blockIdx.x / d.khw, rs = blockIdx.x % d.khw;
   const i64 total = i64(d.N) * d.OHW;
   float acc = 0.f;
-  for (i64 q = threadIdx.x; q < total; q += blockDim.x) acc += dw_weight_term(d, gy, x, k, rs, q);
+  for (i64 q = threadIdx.x; q < total; q += blockDim.x) acc += dw_weight_term(d, gy, x, k, rs, int(q));
   acc = block_sum(acc);
   if (threadIdx.x == 0) gw[blockIdx.x] = acc;
 }
@@ -49,10 +69,11 @@ __global__ void dw_backward_weight_kernel(ConvDims d, const float* __restrict__ 
 __global__ void bias_backward_kernel(ConvDims d, const float* __restrict__ gy,
                                      float* __restrict__ gb) {
   const int k = blockIdx.x;
-  const i64 total = i64(d.N) * d.OHW;
+  const i64 total = i64(d.N) * d.OHW;  // < 2^31 (checked on the host)
   float acc = 0.f;
   for (i64 q = threadIdx.x; q < total; q += blockDim.x) {
-    const int img = int(q / d.OHW), pix = int(q % d.OHW);
+    int pix;
+    const int img = d.by_OHW.divmod(int(q), pix);
     acc += CC_LDG(gy + (i64(img) * d.K + k) * d.OHW + pix);
   }
   acc = block_sum(acc);
@@ -63,17 +84,24 @@ __global__ void bias_backward_kernel(ConvDims d, const float* __restrict__ gy,
 
 void depthwise_forward(const ConvDims& d, const float* x, const float* w, float* y,
                        const Epilogue& ep, const float* residual) {
-  const i64 total = i64(d.N) * d.K * d.OHW;
-  if (total == 0) return;
-  dw_forward_kernel<<<grid_for(total), kThreads>>>(d, x, w, y, ep.bias, residual, ep.lo, ep.hi);
-  CC_CUDA_CHECK_LAUNCH("conv2d depthwise");
+  const i64 out_img = i64(d.K) * d.OHW, in_img = i64(d.C) * d.HW;
+  for_batch_chunks("conv2d", d, out_img, [&](const ConvDims& c, i64 n0, i64 total) {
+    if (total == 0) return;
+    dw_forward_kernel<<<grid_for(total), kThreads>>>(
+        c, x + n0 * in_img, w, y + n0 * out_img, ep.bias,
+        residual ? residual + n0 * out_img : nullptr, ep.lo, ep.hi, int(total));
+    CC_CUDA_CHECK_LAUNCH("conv2d depthwise");
+  });
 }
 
 void depthwise_backward_input(const ConvDims& d, const float* gy, const float* w, float* gx) {
-  const i64 total = i64(d.N) * d.C * d.HW;
-  if (total == 0) return;
-  dw_backward_input_kernel<<<grid_for(total), kThreads>>>(d, gy, w, gx);
-  CC_CUDA_CHECK_LAUNCH("conv2d_backward depthwise input");
+  const i64 out_img = i64(d.K) * d.OHW, in_img = i64(d.C) * d.HW;
+  for_batch_chunks("conv2d_backward", d, in_img, [&](const ConvDims& c, i64 n0, i64 total) {
+    if (total == 0) return;
+    dw_backward_input_kernel<<<grid_for(total), kThreads>>>(c, gy + n0 * out_img, w,
+                                                             gx + n0 * in_img, int(total));
+    CC_CUDA_CHECK_LAUNCH("conv2d_backward depthwise input");
+  });
 }
 
 void depthwise_backward_weight(const ConvDims& d, const float* gy, const float* x, float* gw) {

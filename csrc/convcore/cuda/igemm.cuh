@@ -142,29 +142,31 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 // --- TF32 tensor-core kernel (sm_80+): 128x128x16 block tile, 8 warps as
 // 2x4, each warp 64x32 = 4x2 wmma 16x16x8 fragments, FP32 accumulation.
 // Operands are rounded to TF32 (10-bit mantissa) when fragments load.
-// Compiled as an empty body for older architectures; the host never
-// launches it there.
+// The block body takes the fragment operations as a policy (Ops): WmmaOps
+// on the GPU; tests/cuda_host/ substitutes plain 16x16 matrices to check the
+// tiling on the CPU. The kernel has an empty body below sm_80 and the host
+// never launches it there.
 constexpr int kTcBM = 128, kTcBN = 128, kTcBK = 16, kTcThreads = 256;
 constexpr int kTcLDA = kTcBK + 8;   // row-major A tile [BM][LDA]; keeps 32-byte alignment
 constexpr int kTcLDB = kTcBN + 8;   // row-major B tile [BK][LDB]
+constexpr int kTcSmemFloats = 2 * kTcBM * kTcLDA + 2 * kTcBK * kTcLDB;
 
-template <class L, class S>
-__global__ void __launch_bounds__(kTcThreads)
-    igemm_tf32_kernel(const L ld, const S st, int M, int N, int Kd) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  using namespace nvcuda;
+#pragma nv_exec_check_disable
+template <class L, class S, class Ops>
+__host__ __device__ __forceinline__ void igemm_tf32_block(const L& ld, const S& st, int M, int N,
+                                                          int Kd, int t, int bx, int by, int bz,
+                                                          float* smem, const Ops& ops) {
   constexpr int BM = kTcBM, BN = kTcBN, BK = kTcBK, NT = kTcThreads;
   constexpr int LDA = kTcLDA, LDB = kTcLDB;
   constexpr int A_PER = BM * BK / NT;  // 8
   constexpr int B_PER = BN * BK / NT;  // 8
   constexpr int B_STEP = NT / BN;      // 2
-  __shared__ __align__(128) float smem[2 * BM * LDA + 2 * BK * LDB];
   float* As = smem;                 // [2][BM][LDA]
   float* Bs = smem + 2 * BM * LDA;  // [2][BK][LDB]
 
-  const int t = threadIdx.x, warp = t / 32, lane = t % 32;
-  const int g = blockIdx.z;
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int warp = t / 32, lane = t % 32;
+  const int g = bz;
+  const int m0 = by * BM, n0 = bx * BN;
   const int tiles = (Kd + BK - 1) / BK;
 
   const int a_m = t / (BK / A_PER), a_k = (t % (BK / A_PER)) * A_PER;
@@ -196,15 +198,15 @@ __global__ void __launch_bounds__(kTcThreads)
   };
 
   const int wm = warp / 4, wn = warp % 4;  // warp tile origin: (wm*64, wn*32)
-  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[4][2];
+  typename Ops::FragC acc[4][2];
 #pragma unroll
   for (int i = 0; i < 4; ++i)
 #pragma unroll
-    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
+    for (int j = 0; j < 2; ++j) ops.zero(acc[i][j]);
 
   load(0);
   stash(0);
-  __syncthreads();
+  ops.sync();
   int buf = 0;
   for (int kt = 0; kt < tiles; ++kt) {
     const bool more = kt + 1 < tiles;
@@ -213,27 +215,21 @@ __global__ void __launch_bounds__(kTcThreads)
     const float* b = Bs + buf * BK * LDB;
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 8) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa[4];
-      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[2];
+      typename Ops::FragA fa[4];
+      typename Ops::FragB fb[2];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        wmma::load_matrix_sync(fa[i], a + (wm * 64 + i * 16) * LDA + kk, LDA);
+      for (int i = 0; i < 4; ++i) ops.load_a(fa[i], a + (wm * 64 + i * 16) * LDA + kk, LDA);
 #pragma unroll
-        for (int e = 0; e < fa[i].num_elements; ++e) fa[i].x[e] = wmma::__float_to_tf32(fa[i].x[e]);
-      }
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        wmma::load_matrix_sync(fb[j], b + kk * LDB + wn * 32 + j * 16, LDB);
-#pragma unroll
-        for (int e = 0; e < fb[j].num_elements; ++e) fb[j].x[e] = wmma::__float_to_tf32(fb[j].x[e]);
-      }
+      for (int j = 0; j < 2; ++j) ops.load_b(fb[j], b + kk * LDB + wn * 32 + j * 16, LDB);
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        for (int j = 0; j < 2; ++j) ops.mma(acc[i][j], fa[i], fb[j]);
     }
+    // As in the FP32 kernel: the other buffer's last readers passed the
+    // barrier that ended the previous iteration.
     if (more) stash(buf ^ 1);
-    __syncthreads();
+    ops.sync();
     buf ^= 1;
   }
 
@@ -245,15 +241,53 @@ __global__ void __launch_bounds__(kTcThreads)
   for (int i = 0; i < 4; ++i)
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
-      wmma::store_matrix_sync(scratch, acc[i][j], 16, wmma::mem_row_major);
-      __syncwarp();
+      ops.store(scratch, acc[i][j], 16);
+      ops.syncwarp();
       for (int e = lane; e < 256; e += 32) {
         const int m = m0 + wm * 64 + i * 16 + e / 16;
         const int n = n0 + wn * 32 + j * 16 + e % 16;
         if (m < M && n < N) st(g, m, n, scratch[e]);
       }
-      __syncwarp();
+      ops.syncwarp();
     }
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+struct WmmaOps {
+  using FragA = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8,
+                                       nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major>;
+  using FragB = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8,
+                                       nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major>;
+  using FragC = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float>;
+  __device__ void zero(FragC& c) const { nvcuda::wmma::fill_fragment(c, 0.f); }
+  __device__ void load_a(FragA& f, const float* p, int ldm) const {
+    nvcuda::wmma::load_matrix_sync(f, p, ldm);
+#pragma unroll
+    for (int e = 0; e < f.num_elements; ++e) f.x[e] = nvcuda::wmma::__float_to_tf32(f.x[e]);
+  }
+  __device__ void load_b(FragB& f, const float* p, int ldm) const {
+    nvcuda::wmma::load_matrix_sync(f, p, ldm);
+#pragma unroll
+    for (int e = 0; e < f.num_elements; ++e) f.x[e] = nvcuda::wmma::__float_to_tf32(f.x[e]);
+  }
+  __device__ void mma(FragC& c, const FragA& a, const FragB& b) const {
+    nvcuda::wmma::mma_sync(c, a, b, c);
+  }
+  __device__ void store(float* p, const FragC& c, int ldm) const {
+    nvcuda::wmma::store_matrix_sync(p, c, ldm, nvcuda::wmma::mem_row_major);
+  }
+  __device__ void sync() const { __syncthreads(); }
+  __device__ void syncwarp() const { __syncwarp(); }
+};
+#endif
+
+template <class L, class S>
+__global__ void __launch_bounds__(kTcThreads)
+    igemm_tf32_kernel(const L ld, const S st, int M, int N, int Kd) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  __shared__ __align__(128) float smem[kTcSmemFloats];
+  igemm_tf32_block(ld, st, M, N, Kd, threadIdx.x, blockIdx.x, blockIdx.y, blockIdx.z, smem,
+                   WmmaOps{});
 #endif
 }
 

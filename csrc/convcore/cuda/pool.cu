@@ -2,6 +2,8 @@
 // pool_ops.cuh, shared with the host emulation test). The backward passes
 // scatter into a zeroed gradient with atomics: exact for non-overlapping
 // windows, order-dependent in the last bits for overlapping ones.
+#include <algorithm>
+
 #include "convcore/cuda/activation.h"
 #include "convcore/cuda/launch.cuh"
 #include "convcore/cuda/pool.h"
@@ -14,23 +16,41 @@ using namespace detail;
 
 namespace {
 
+#define CC_GRID_STRIDE32(i, n) \
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += blockDim.x * gridDim.x)
+
 __global__ void max_fwd(PoolDims d, const float* __restrict__ x, float* __restrict__ y,
-                        i64* __restrict__ ind, i64 total) {
-  CC_GRID_STRIDE(i, total) max_fwd_at(d, x, y, ind, i);
+                        i64* __restrict__ ind, int total) {
+  CC_GRID_STRIDE32(i, total) max_fwd_at(d, x, y, ind, i);
 }
 
 __global__ void max_bwd(PoolDims d, const float* __restrict__ gy, const float* __restrict__ x,
-                        float* __restrict__ gx, i64 total) {
-  CC_GRID_STRIDE(i, total) max_bwd_at(d, gy, x, gx, i);
+                        float* __restrict__ gx, int total) {
+  CC_GRID_STRIDE32(i, total) max_bwd_at(d, gy, x, gx, i);
 }
 
-__global__ void avg_fwd(PoolDims d, const float* __restrict__ x, float* __restrict__ y, i64 total) {
-  CC_GRID_STRIDE(i, total) avg_fwd_at(d, x, y, i);
+__global__ void avg_fwd(PoolDims d, const float* __restrict__ x, float* __restrict__ y, int total) {
+  CC_GRID_STRIDE32(i, total) avg_fwd_at(d, x, y, i);
 }
 
 __global__ void avg_bwd(PoolDims d, const float* __restrict__ gy, float* __restrict__ gx,
-                        i64 total) {
-  CC_GRID_STRIDE(i, total) avg_bwd_at(d, gy, gx, i);
+                        int total) {
+  CC_GRID_STRIDE32(i, total) avg_bwd_at(d, gy, gx, i);
+}
+
+// Runs fn(chunk dims, first plane, outputs in chunk) over chunks of planes
+// whose outputs have 32-bit flat indices (with a margin for grid strides).
+template <class F>
+void for_plane_chunks(const PoolDims& d, F fn) {
+  constexpr i64 kLimit = (i64(1) << 31) - (i64(1) << 28);
+  const i64 ohw = i64(d.OH) * d.OW;
+  if (ohw == 0) return;
+  const i64 chunk = std::max<i64>(1, kLimit / ohw);
+  for (i64 p0 = 0; p0 < d.planes; p0 += chunk) {
+    PoolDims c = d;
+    c.planes = std::min(chunk, d.planes - p0);
+    fn(c, p0, c.planes * ohw);
+  }
 }
 
 // Global pooling: one warp per (n, c) plane.
@@ -98,32 +118,41 @@ unsigned warp_grid(i64 planes) {
 
 void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, index_t* ind) {
   const PoolDims d = pool_dims("max_pool2d", p);
-  if (p.y_size() == 0) return;
-  max_fwd<<<grid_for(p.y_size()), kThreads>>>(d, x, y, ind, p.y_size());
-  CC_CUDA_CHECK_LAUNCH("max_pool2d");
+  const i64 hw = i64(d.H) * d.W, ohw = i64(d.OH) * d.OW;
+  for_plane_chunks(d, [&](const PoolDims& c, i64 p0, i64 n) {
+    max_fwd<<<grid_for(n), kThreads>>>(c, x + p0 * hw, y + p0 * ohw, ind ? ind + p0 * ohw : nullptr,
+                                       int(n));
+    CC_CUDA_CHECK_LAUNCH("max_pool2d");
+  });
 }
 
 void max_pool2d_backward(const Pool2dParams& p, const float* gy, const float* x, float* gx) {
   const PoolDims d = pool_dims("max_pool2d_backward", p);
   fill_zero(p.x_size(), gx);
-  if (p.y_size() == 0) return;
-  max_bwd<<<grid_for(p.y_size()), kThreads>>>(d, gy, x, gx, p.y_size());
-  CC_CUDA_CHECK_LAUNCH("max_pool2d_backward");
+  const i64 hw = i64(d.H) * d.W, ohw = i64(d.OH) * d.OW;
+  for_plane_chunks(d, [&](const PoolDims& c, i64 p0, i64 n) {
+    max_bwd<<<grid_for(n), kThreads>>>(c, gy + p0 * ohw, x + p0 * hw, gx + p0 * hw, int(n));
+    CC_CUDA_CHECK_LAUNCH("max_pool2d_backward");
+  });
 }
 
 void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
   const PoolDims d = pool_dims("avg_pool2d", p);
-  if (p.y_size() == 0) return;
-  avg_fwd<<<grid_for(p.y_size()), kThreads>>>(d, x, y, p.y_size());
-  CC_CUDA_CHECK_LAUNCH("avg_pool2d");
+  const i64 hw = i64(d.H) * d.W, ohw = i64(d.OH) * d.OW;
+  for_plane_chunks(d, [&](const PoolDims& c, i64 p0, i64 n) {
+    avg_fwd<<<grid_for(n), kThreads>>>(c, x + p0 * hw, y + p0 * ohw, int(n));
+    CC_CUDA_CHECK_LAUNCH("avg_pool2d");
+  });
 }
 
 void avg_pool2d_backward(const Pool2dParams& p, const float* gy, float* gx) {
   const PoolDims d = pool_dims("avg_pool2d_backward", p);
   fill_zero(p.x_size(), gx);
-  if (p.y_size() == 0) return;
-  avg_bwd<<<grid_for(p.y_size()), kThreads>>>(d, gy, gx, p.y_size());
-  CC_CUDA_CHECK_LAUNCH("avg_pool2d_backward");
+  const i64 hw = i64(d.H) * d.W, ohw = i64(d.OH) * d.OW;
+  for_plane_chunks(d, [&](const PoolDims& c, i64 p0, i64 n) {
+    avg_bwd<<<grid_for(n), kThreads>>>(c, gy + p0 * ohw, gx + p0 * hw, int(n));
+    CC_CUDA_CHECK_LAUNCH("avg_pool2d_backward");
+  });
 }
 
 void global_avg_pool2d_forward(index_t N, index_t C, index_t HW, const float* x, float* y) {

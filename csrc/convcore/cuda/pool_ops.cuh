@@ -18,6 +18,7 @@ struct PoolDims {
   int H, W, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, OH, OW;
   bool count_include_pad;
   i64 planes;  // N*C
+  FastDiv by_OHW, by_OW;
 };
 
 inline PoolDims pool_dims(const char* op, const Pool2dParams& p) {
@@ -31,6 +32,8 @@ inline PoolDims pool_dims(const char* op, const Pool2dParams& p) {
   d.dh = int(p.dil_h); d.dw = int(p.dil_w); d.OH = int(p.OH); d.OW = int(p.OW);
   d.count_include_pad = p.count_include_pad;
   d.planes = p.N * p.C;
+  d.by_OHW = FastDiv(d.OH * d.OW);
+  d.by_OW = FastDiv(d.OW);
   return d;
 }
 
@@ -69,33 +72,42 @@ __host__ __device__ inline int avg_divisor(const PoolDims& d, int hs, int ws) {
 }
 
 
-// Per-output-element bodies of the kernels (the kernels loop over i).
+// Per-output-element bodies of the kernels (the kernels loop over i). The
+// flat index is 32-bit: the host launches chunks of planes small enough for
+// that, with the pointers offset to the chunk's first plane.
+__host__ __device__ inline void split_out(const PoolDims& d, int i, int& nc, int& oh, int& ow) {
+  int o;
+  nc = d.by_OHW.divmod(i, o);
+  oh = d.by_OW.divmod(o, ow);
+}
+
 __host__ __device__ inline void max_fwd_at(const PoolDims& d, const float* x, float* y, i64* ind,
-                                           i64 i) {
-  const i64 ohw = i64(d.OH) * d.OW, nc = i / ohw;
-  const int o = int(i - nc * ohw), oh = o / d.OW, ow = o - oh * d.OW;
+                                           int i) {
+  int nc, oh, ow;
+  split_out(d, i, nc, oh, ow);
   float best;
   int arg;
-  window_max(d, x + nc * d.H * i64(d.W), oh, ow, best, arg);
+  window_max(d, x + i64(nc) * d.H * d.W, oh, ow, best, arg);
   y[i] = best;
   if (ind) ind[i] = arg;
 }
 
 // Adds grad_y[i] to the input element that won output i's window.
 __host__ __device__ inline void max_bwd_at(const PoolDims& d, const float* gy, const float* x,
-                                           float* gx, i64 i) {
-  const i64 ohw = i64(d.OH) * d.OW, hw = i64(d.H) * d.W, nc = i / ohw;
-  const int o = int(i - nc * ohw), oh = o / d.OW, ow = o - oh * d.OW;
+                                           float* gx, int i) {
+  const i64 hw = i64(d.H) * d.W;
+  int nc, oh, ow;
+  split_out(d, i, nc, oh, ow);
   float best;
   int arg;
-  window_max(d, x + nc * hw, oh, ow, best, arg);
-  if (arg >= 0) add_to(gx + nc * hw + arg, gy[i]);
+  window_max(d, x + i64(nc) * hw, oh, ow, best, arg);
+  if (arg >= 0) add_to(gx + i64(nc) * hw + arg, gy[i]);
 }
 
-__host__ __device__ inline void avg_fwd_at(const PoolDims& d, const float* x, float* y, i64 i) {
-  const i64 ohw = i64(d.OH) * d.OW, nc = i / ohw;
-  const int o = int(i - nc * ohw), oh = o / d.OW, ow = o - oh * d.OW;
-  const float* xp = x + nc * d.H * i64(d.W);
+__host__ __device__ inline void avg_fwd_at(const PoolDims& d, const float* x, float* y, int i) {
+  int nc, oh, ow;
+  split_out(d, i, nc, oh, ow);
+  const float* xp = x + i64(nc) * d.H * d.W;
   const int hs = oh * d.sh - d.pt, ws = ow * d.sw - d.pl;
   const int h0 = cmax(hs, 0), h1 = cmin(hs + d.kh, d.H);
   const int w0 = cmax(ws, 0), w1 = cmin(ws + d.kw, d.W);
@@ -107,16 +119,17 @@ __host__ __device__ inline void avg_fwd_at(const PoolDims& d, const float* x, fl
 }
 
 // Spreads grad_y[i] / divisor over output i's window.
-__host__ __device__ inline void avg_bwd_at(const PoolDims& d, const float* gy, float* gx, i64 i) {
-  const i64 ohw = i64(d.OH) * d.OW, hw = i64(d.H) * d.W, nc = i / ohw;
-  const int o = int(i - nc * ohw), oh = o / d.OW, ow = o - oh * d.OW;
+__host__ __device__ inline void avg_bwd_at(const PoolDims& d, const float* gy, float* gx, int i) {
+  const i64 hw = i64(d.H) * d.W;
+  int nc, oh, ow;
+  split_out(d, i, nc, oh, ow);
   const int hs = oh * d.sh - d.pt, ws = ow * d.sw - d.pl;
   const int div = avg_divisor(d, hs, ws);
   if (div <= 0) return;
   const float g = gy[i] / float(div);
   const int h0 = cmax(hs, 0), h1 = cmin(hs + d.kh, d.H);
   const int w0 = cmax(ws, 0), w1 = cmin(ws + d.kw, d.W);
-  float* gp = gx + nc * hw;
+  float* gp = gx + i64(nc) * hw;
   for (int ih = h0; ih < h1; ++ih)
     for (int iw = w0; iw < w1; ++iw) add_to(gp + ih * d.W + iw, g);
 }

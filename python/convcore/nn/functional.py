@@ -1,9 +1,10 @@
 """Differentiable ops on ``Tensor``: the functional forms behind the modules.
 
 conv2d, pooling and relu run forward and backward in the compiled kernels
-(``convcore._core``); linear, batch norm, dropout and the losses are a few
-lines of numpy. Arguments are checked once, in the forward call, by the same
-helpers the plain functional API uses, so backward can call ``_core`` directly.
+(``convcore._core``), and so does a float32 linear layer (as a 1x1 convolution,
+i.e. one GEMM); batch norm, dropout and the losses are a few lines of numpy.
+Arguments are checked once, in the forward call, by the same helpers the plain
+functional API uses, so backward can call ``_core`` directly.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .tensor import Tensor, _record
 __all__ = [
     "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool2d", "relu",
     "linear", "flatten", "batch_norm", "dropout", "log_softmax", "softmax", "cross_entropy",
-    "mse_loss",
+    "nll_loss", "mse_loss",
 ]
 
 
@@ -310,7 +311,9 @@ def _log_softmax_array(z: np.ndarray, axis: int) -> np.ndarray:
     return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
 
 
-def log_softmax(x, axis: int = -1):
+def log_softmax(x, dim: int = -1, *, axis=None):
+    """log(softmax(x)) along ``dim`` (``axis`` is accepted as numpy's name for it)."""
+    axis = dim if axis is None else axis
     x = _t(x)
     lp = _log_softmax_array(x.data, axis)
 
@@ -321,7 +324,8 @@ def log_softmax(x, axis: int = -1):
     return out
 
 
-def softmax(x, axis: int = -1):
+def softmax(x, dim: int = -1, *, axis=None):
+    axis = dim if axis is None else axis
     x = _t(x)
     y = np.exp(_log_softmax_array(x.data, axis))
 
@@ -332,24 +336,24 @@ def softmax(x, axis: int = -1):
     return out
 
 
-def _labels(target, n: int, c: int) -> np.ndarray:
+def _labels(target, n: int, c: int, op: str = "cross_entropy") -> np.ndarray:
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind not in "iu":
         if t.dtype.kind == "f" and t.size and np.all(t == np.round(t)):
             t = t.astype(np.int64)
         else:
-            raise TypeError(f"cross_entropy: target must hold integer class labels, got dtype {t.dtype}")
+            raise TypeError(f"{op}: target must hold integer class labels, got dtype {t.dtype}")
     if t.shape != (n,):
-        raise ValueError(f"cross_entropy: target must have shape ({n},) to match input of "
+        raise ValueError(f"{op}: target must have shape ({n},) to match input of "
                          f"{n} rows, got {t.shape}")
     if t.size and (t.min() < 0 or t.max() >= c):
         bad = t[(t < 0) | (t >= c)][0]
-        raise ValueError(f"cross_entropy: label {int(bad)} is out of range for {c} classes "
+        raise ValueError(f"{op}: label {int(bad)} is out of range for {c} classes "
                          f"(labels must be in [0, {c - 1}])")
     return t.astype(np.int64, copy=False)
 
 
-def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float = 0.0):
+def cross_entropy(input, target, *, reduction: str = "mean", label_smoothing: float = 0.0):
     """Softmax cross entropy of (N, C) logits against integer labels (N,)."""
     x = _t(input)
     if x.ndim != 2:
@@ -385,7 +389,28 @@ def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float
     return Tensor._make(loss, (x,), backward, "cross_entropy")
 
 
-def mse_loss(input, target, reduction: str = "mean"):
+def nll_loss(input, target, *, reduction: str = "mean"):
+    """Negative log likelihood of (N, C) log-probabilities (e.g. from log_softmax)."""
+    x = _t(input)
+    if x.ndim != 2:
+        raise ValueError(f"nll_loss: input must be 2-D log-probabilities (N, C), got shape {x.shape}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    n, c = x.shape
+    t = _labels(target, n, c, "nll_loss")
+    rows = np.arange(n)
+    per = -x.data[rows, t]
+    loss = per.mean() if reduction == "mean" else (per.sum() if reduction == "sum" else per)
+
+    def backward(g):
+        d = np.zeros_like(x.data)
+        scale = g / max(n, 1) if reduction == "mean" else g
+        d[rows, t] = -scale
+        return (d,)
+    return Tensor._make(np.asarray(loss, dtype=x.data.dtype), (x,), backward, "nll_loss")
+
+
+def mse_loss(input, target, *, reduction: str = "mean"):
     """Mean (or summed) squared error; gradients flow to both sides."""
     x = _t(input)
     y = target if isinstance(target, Tensor) else Tensor(np.asarray(target), dtype=x.data.dtype)

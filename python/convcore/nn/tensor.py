@@ -109,7 +109,9 @@ class Tensor:
     """A numpy array (``.data``) with ``.grad`` and the op that produced it."""
 
     __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op", "__weakref__")
-    __array_priority__ = 1000.0  # numpy defers `ndarray + Tensor` to Tensor.__radd__
+    # numpy defers `ndarray + Tensor` to Tensor.__radd__, and a ufunc applied to a
+    # Tensor (np.exp(t)) raises instead of silently returning an array without grad.
+    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = _to_array(data, dtype)
@@ -358,8 +360,24 @@ class Tensor:
     def T(self):
         return self.transpose()
 
+    def __getitem__(self, index):
+        """Basic and integer-array indexing; the gradient scatters back (repeats add up)."""
+        if isinstance(index, Tensor):
+            index = index.data
+        src, dt = self.shape, self.data.dtype
+
+        def backward(g):
+            full = np.zeros(src, dtype=dt)
+            np.add.at(full, index, g)
+            return (full,)
+        out = Tensor._make(np.asarray(self.data[index]), (self,), backward, "getitem")
+        _record("getitem", (self,), out)
+        return out
+
     # -- reductions ------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims: bool = False):
+    def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        """numpy's (axis, keepdims) or torch's (dim, keepdim) names."""
+        axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
         src, ax = self.shape, _axes(axis, self.ndim)
 
         def backward(g):
@@ -371,7 +389,8 @@ class Tensor:
         _record("sum", (self,), out, axes=ax, keepdims=keepdims)
         return out
 
-    def mean(self, axis=None, keepdims: bool = False):
+    def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
         src, ax = self.shape, _axes(axis, self.ndim)
         n = self.data.size if ax is None else int(np.prod([src[i] for i in ax]))
 
@@ -392,6 +411,10 @@ class Tensor:
     def argmax(self, axis=None):
         """Plain numpy result: indices carry no gradient."""
         return self.data.argmax(axis=axis)
+
+
+def _torch_names(axis, keepdims, dim, keepdim):
+    return (dim if dim is not None else axis), (keepdim if keepdim is not None else keepdims)
 
 
 def _axes(axis, ndim):

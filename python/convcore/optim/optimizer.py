@@ -43,6 +43,48 @@ class Optimizer:
                 else:
                     p.grad = np.zeros_like(p.grad)
 
+    def state_dict(self) -> dict:
+        """Hyper-parameters and per-parameter state (copies), parameters named by index."""
+        index, groups = {}, []
+        for g in self.param_groups:
+            ids = []
+            for p in g["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
+        state = {index[k]: {n: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v)
+                            for n, v in st.items()}
+                 for k, st in self.state.items() if k in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what ``state_dict()`` returned (for the same parameters, in the same order)."""
+        name = type(self).__name__
+        groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
+        if groups is None or "state" not in state_dict:
+            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and "
+                             f"'param_groups'")
+        if len(groups) != len(self.param_groups) or any(
+                len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
+            raise ValueError(f"{name}.load_state_dict: the saved parameter groups "
+                             f"({[len(g['params']) for g in groups]} parameters) do not match this "
+                             f"optimizer's ({[len(g['params']) for g in self.param_groups]})")
+        params = [p for g in self.param_groups for p in g["params"]]
+        self.state = {}
+        for i, st in state_dict["state"].items():
+            p = params[int(i)]
+            restored = {}
+            for n, v in st.items():
+                if isinstance(v, np.ndarray):
+                    if v.shape != p.data.shape:
+                        raise ValueError(f"{name}.load_state_dict: state {n!r} of parameter {i} "
+                                         f"has shape {v.shape}, the parameter {p.data.shape}")
+                    v = np.array(v, dtype=p.data.dtype, copy=True)
+                restored[n] = v
+            self.state[id(p)] = restored
+        for g, saved in zip(self.param_groups, groups):
+            g.update({k: v for k, v in saved.items() if k != "params"})
+
     def _params_with_grad(self, group):
         for p in group["params"]:
             if p.grad is not None:

@@ -156,7 +156,9 @@ def _spec(vi: onnx.ValueInfoProto) -> ValueSpec:
     return ValueSpec(vi.name, dtype, shape)
 
 
-def build_graph(proto: onnx.ModelProto, base_dir) -> Graph:
+def build_graph(proto: onnx.ModelProto, base_dir, release_data: bool = False) -> Graph:
+    """release_data: the proto is ours (parsed from bytes/path): free each
+    initializer's bytes once copied, so the weights are not held twice."""
     g = proto.graph
     opset = default_opset(proto)
     constants = {}
@@ -164,6 +166,8 @@ def build_graph(proto: onnx.ModelProto, base_dir) -> Graph:
         if not t.name:
             raise ModelError("an initializer has no name")
         constants[t.name] = tensor_to_array(t, base_dir)
+        if release_data:
+            t.ClearField("raw_data")
     for st in g.sparse_initializer:
         raise ModelError(f"sparse initializer '{st.values.name}' is not supported")
     inputs = []
@@ -187,7 +191,10 @@ def build_graph(proto: onnx.ModelProto, base_dir) -> Graph:
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
                 raise ModelError(f"node '{n.name or i}' ({n.op_type}): subgraph attribute "
                                  f"'{a.name}' (control flow) is not supported")
-            attrs[a.name] = a
+            # A copy, so the graph does not keep the whole parsed model alive.
+            a2 = onnx.AttributeProto()
+            a2.CopyFrom(a)
+            attrs[a.name] = a2
         nodes.append(Node(name=n.name or f"{n.op_type}_{i}", op_type=n.op_type,
                           inputs=list(n.input), outputs=list(n.output), attrs=attrs,
                           domain=n.domain))

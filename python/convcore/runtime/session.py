@@ -1,14 +1,14 @@
 """InferenceSession: onnxruntime's API shape over convcore's kernels."""
 from __future__ import annotations
 
+import ctypes
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import _core
-from .errors import ModelError
 from .executor import run_nodes
 from .loader import build_graph, load_model
 from .memory import plan_memory
@@ -20,6 +20,16 @@ _TYPE_NAMES = {np.dtype(np.float32): "tensor(float)", np.dtype(np.float64): "ten
                np.dtype(np.uint8): "tensor(uint8)", np.dtype(np.bool_): "tensor(bool)",
                np.dtype(np.int16): "tensor(int16)", np.dtype(np.uint16): "tensor(uint16)",
                np.dtype(np.uint32): "tensor(uint32)", np.dtype(np.uint64): "tensor(uint64)"}
+
+
+def _load_malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim   # glibc only
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
 
 
 @dataclass(frozen=True)
@@ -51,12 +61,29 @@ class InferenceSession:
             raise ValueError(f"InferenceSession: threads must be a positive int, got {threads!r}")
         self.threads = threads
         proto, base_dir = load_model(model)
-        graph = build_graph(proto, base_dir)
+        graph = build_graph(proto, base_dir, release_data=proto is not model)
+        del proto
         self.graph = optimize(graph, base_dir, optimize_level)
+        # Pack weights; a float weight no node reads any more is dropped at once,
+        # so load-time memory peaks at one layer's extra copy, not the model's.
+        uses = Counter(i for n in self.graph.nodes for i in n.inputs if i)
+        uses.update(o.name for o in self.graph.outputs)
+        for n in self.graph.nodes:
+            if hasattr(n.op, "prepare"):
+                before = list(n.inputs)
+                n.op.prepare(self.graph.constants)
+                for name in before:
+                    if name and name not in n.inputs:
+                        uses[name] -= 1
+                        if uses[name] <= 0:
+                            self.graph.constants.pop(name, None)
         self.free_after = plan_memory(self.graph)
+        if _malloc_trim is not None:
+            _malloc_trim(0)   # the parsed model and unpacked weights are gone: return the pages
         for v in self.graph.constants.values():
             v.flags.writeable = False
         self._plans = OrderedDict()
+        self._biggest_feed = 0
         self._lock = threading.Lock()
         self._inputs = [self._arg(s) for s in self.graph.inputs]
         self._outputs = [self._arg(s) for s in self.graph.outputs]
@@ -124,17 +151,39 @@ class InferenceSession:
         env = self._check_feeds(input_feed)
         key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(env.items()))
         self._plan_for(key, env)
-        if self.threads is not None and _core.get_num_threads() != self.threads:
-            _core.set_num_threads(self.threads)
+        nbytes = sum(v.nbytes for k, v in env.items())
         env.update(self.graph.constants)
-        env = run_nodes(self.graph, self.free_after, env)
+        if self.threads is not None:
+            # This session's thread count, for this Python thread and this
+            # run only (as onnxruntime's per-session setting): neither the
+            # global setting nor a session running in another thread sees it.
+            previous = _core.get_local_num_threads()
+            _core.set_local_num_threads(self.threads)
+            try:
+                env = run_nodes(self.graph, self.free_after, env)
+            finally:
+                _core.set_local_num_threads(previous)
+        else:
+            env = run_nodes(self.graph, self.free_after, env)
         out = []
         for n in names:
             v = np.asarray(env[n])
             if not (v.flags.writeable and v.flags.owndata):
                 v = np.array(v, copy=True)   # detach views of constants/inputs
             out.append(v)
+        del env
+        self._give_back_memory(nbytes)
         return out
+
+    def _give_back_memory(self, nbytes: int) -> None:
+        """After a run at a smaller shape than the largest seen, hand freed heap
+        pages back to the OS (glibc keeps them otherwise: the "arena never
+        shrinks" complaint). Cheap, and only when the shape got smaller."""
+        with self._lock:
+            biggest = self._biggest_feed
+            self._biggest_feed = max(biggest, nbytes)
+        if nbytes < biggest and _malloc_trim is not None:
+            _malloc_trim(0)
 
     def _plan_for(self, key, env):
         """Per input-shape plan: cached kernel choices for the node report.
@@ -150,6 +199,20 @@ class InferenceSession:
             return plan
 
     # ---- introspection ----------------------------------------------------------
+    def profile(self, feeds, runs: int = 3) -> list:
+        """Per node of the optimised graph: name, op type, mean milliseconds
+        over `runs` runs (after one warm-up)."""
+        self.run(None, feeds)
+        total = [0.0] * len(self.graph.nodes)
+        for _ in range(runs):
+            env = self._check_feeds(feeds)
+            env.update(self.graph.constants)
+            t = []
+            run_nodes(self.graph, self.free_after, env, timings=t)
+            total = [a + b for a, b in zip(total, t)]
+        return [{"name": n.name, "op_type": n.op_type, "ms": 1e3 * v / runs}
+                for n, v in zip(self.graph.nodes, total)]
+
     def node_report(self, feeds=None):
         """Per node: name, op type, what was fused into it, and for convs the
         kernel chosen (needs feeds, or uses shapes of the last run)."""
@@ -166,8 +229,9 @@ class InferenceSession:
                     f"clip({n.op.act[1]:g},{n.op.act[2]:g})"
                 row["epilogue"] = act
                 row["post"] = n.op.post[0] if n.op.post else None
-                if n.inputs[0] in shapes and n.inputs[1] in shapes:
-                    row["kernel"] = n.op.describe(shapes[n.inputs[0]], shapes[n.inputs[1]])
+                w_shape = shapes.get(n.inputs[1]) if n.inputs[1] else getattr(n.op, "w_shape", None)
+                if n.inputs[0] in shapes and w_shape is not None:
+                    row["kernel"] = n.op.describe(shapes[n.inputs[0]], w_shape)
             row["inplace"] = bool(n.op.inplace)
             if n.outputs[0] in shapes:
                 row["out_shape"] = tuple(shapes[n.outputs[0]])
@@ -183,6 +247,3 @@ def _trace_shapes(sess, env):
     shapes.update({k: np.shape(v) for k, v in full.items()})
     return shapes
 
-
-def load_error_types():
-    return (ModelError, ValueError, TypeError)

@@ -14,6 +14,8 @@ void fill_backward_table(KernelTable& t) {
   t.pool_vadd = &pool_vadd;
   t.pool_hmax = &pool_hmax;
   t.pool_havg = &pool_havg;
+  t.pool_argmax_row = &pool_argmax_row;
+  t.pool_avg_hgather = &pool_avg_hgather;
 }
 
 }  // namespace CONVCORE_ISA

@@ -19,6 +19,9 @@ void pool_vadd(index_t n, const float* src, float* acc);
 void pool_hmax(index_t OW, index_t sw, index_t kw, index_t dw, const float* row, float* y);
 void pool_havg(index_t OW, index_t sw, index_t kw, const float* row, const float* div, float* y);
 
+void pool_argmax_row(const PoolArgmaxRow& r);
+void pool_avg_hgather(index_t W, index_t sw, index_t kw, index_t pad_l, const float* g, float* out);
+
 void fill_backward_table(KernelTable& t);
 
 }  // namespace CONVCORE_ISA

@@ -19,61 +19,51 @@ inline index_t tap_offset(const DwPlaneGeom& d, index_t i, index_t j) {
 }
 inline index_t row_pitch(const DwPlaneGeom& d) { return d.sh * d.sw * d.L; }
 
-// The last OW % kVW values of a gy row, zero-padded to a full vector, so the
-// row tail is one vector op too. The buffer carries kVW floats of slack at
-// its end, and the zero lanes add nothing where they land.
-inline vf tail_vector(const float* g, index_t from, index_t OW) {
-  alignas(64) float t[kVW] = {};
-  for (index_t k = from; k < OW; ++k) t[k - from] = g[k];
-  return load(t);
-}
 }  // namespace
 
+// Taps are handled in chunks whose buffer offsets are computed once per
+// call (the division by the stride stays out of the row loops).
+constexpr index_t kTapChunk = 32;
+
+// gy rows come zero-padded to d.gp (a multiple of kVW) and the buffer has
+// kVW floats of slack, so every row is whole vectors: the zero lanes add
+// nothing where they land.
 void dw_bwd_input(const DwPlaneGeom& d, const float* gy, const float* w, float* buf) {
-  const index_t OW = d.OW, taps = d.kh * d.kw, pitch = row_pitch(d);
-  const index_t full = OW / kVW * kVW;
-  for (index_t oh = 0; oh < d.OH; ++oh) {
-    const float* g = gy + oh * OW;
-    const vf gt = tail_vector(g, full, OW);
-    float* base = buf + oh * pitch;
-    for (index_t tap = 0; tap < taps; ++tap) {
-      float* row = base + tap_offset(d, tap / d.kw, tap % d.kw);
-      const vf wv = splat(w[tap]);
-      for (index_t t = 0; t < full; t += kVW) store(row + t, load(row + t) + wv * load(g + t));
-      if (full < OW) store(row + full, load(row + full) + wv * gt);
+  const index_t taps = d.kh * d.kw, pitch = row_pitch(d), gp = d.gp;
+  // Tap-major: stores of neighbouring taps overlap (shifted by dw floats),
+  // so consecutive ones go to different rows, away from store forwarding.
+  for (index_t tap = 0; tap < taps; ++tap) {
+    const index_t off = tap_offset(d, tap / d.kw, tap % d.kw);
+    const vf wv = splat(w[tap]);
+    for (index_t oh = 0; oh < d.OH; ++oh) {
+      const float* g = gy + oh * gp;
+      float* row = buf + oh * pitch + off;
+      for (index_t t = 0; t < gp; t += kVW) store(row + t, load(row + t) + wv * load(g + t));
     }
   }
 }
 
 void dw_bwd_weight(const DwPlaneGeom& d, const float* gy, const float* buf, float* acc) {
-  const index_t OW = d.OW, taps = d.kh * d.kw, pitch = row_pitch(d);
-  const index_t full = OW / kVW * kVW;
-  constexpr index_t kMaxTaps = 32;  // taps per pass held in vector accumulators
-  for (index_t t0 = 0; t0 < taps; t0 += kMaxTaps) {
-    const index_t nt = std::min<index_t>(kMaxTaps, taps - t0);
-    vf va[kMaxTaps];
-    index_t off[kMaxTaps];
+  const index_t taps = d.kh * d.kw, pitch = row_pitch(d), gp = d.gp;
+  for (index_t t0 = 0; t0 < taps; t0 += kTapChunk) {
+    const index_t nt = std::min<index_t>(kTapChunk, taps - t0);
+    vf va[kTapChunk];
+    index_t off[kTapChunk];
     for (index_t q = 0; q < nt; ++q) {
-      va[q] = vf{};
+      va[q] = load(acc + (t0 + q) * kVW);
       off[q] = tap_offset(d, (t0 + q) / d.kw, (t0 + q) % d.kw);
     }
     for (index_t oh = 0; oh < d.OH; ++oh) {
-      const float* g = gy + oh * OW;
-      const vf gt = tail_vector(g, full, OW);
+      const float* g = gy + oh * gp;
       const float* base = buf + oh * pitch;
       for (index_t q = 0; q < nt; ++q) {
         const float* row = base + off[q];
         vf a = va[q];
-        for (index_t t = 0; t < full; t += kVW) a += load(g + t) * load(row + t);
-        if (full < OW) a += gt * load(row + full);
+        for (index_t t = 0; t < gp; t += kVW) a += load(g + t) * load(row + t);
         va[q] = a;
       }
     }
-    for (index_t q = 0; q < nt; ++q) {
-      float s = 0.f;
-      for (int l = 0; l < kVW; ++l) s += va[q][l];
-      acc[t0 + q] += s;
-    }
+    for (index_t q = 0; q < nt; ++q) store(acc + (t0 + q) * kVW, va[q]);
   }
 }
 

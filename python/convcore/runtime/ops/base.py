@@ -23,6 +23,7 @@ class Op:
 
     inplace_capable = False   # may write its result into input 0 (elementwise)
     is_view = False           # output may alias input 0's memory (Reshape, Squeeze...)
+    min_inputs = 0            # required inputs beyond what run()'s signature says
 
     def __init__(self, node, opset: int, base_dir=None):
         self.node = node
@@ -37,6 +38,7 @@ class Op:
         import inspect
         params = list(inspect.signature(self.run).parameters.values())
         required = sum(1 for p in params if p.kind == p.POSITIONAL_OR_KEYWORD and p.default is p.empty)
+        required = max(required, self.min_inputs)
         variadic = any(p.kind == p.VAR_POSITIONAL for p in params)
         ins = self.node.inputs
         missing = [i for i in range(required) if i >= len(ins) or not ins[i]]

@@ -52,6 +52,7 @@ def apply_post(post, y):
 
 @register("Conv", since=1)
 class Conv(Op):
+    min_inputs = 2   # X and W (W may later be dropped from the node once packed)
     def setup(self):
         self.group = self.attr("group", "int", 1)
         if self.group <= 0:
@@ -60,7 +61,44 @@ class Conv(Op):
         self.act = None          # None | "relu" | ("clip", lo, hi): kernel epilogue
         self.post = None         # elementwise op applied in place after the kernel
         self.residual_index = None  # input index of a fused residual Add
-        self.algo_cache = {}
+        self.packed = None       # _core.PackedConv2d: weights packed once, at load
+        self._geo = {}           # input shape -> output geometry (dict ops are atomic)
+
+    def prepare(self, constants):
+        """Pack constant weights (after BN folding and fusions are final)."""
+        packer = getattr(_core, "PackedConv2d", None)
+        w = constants.get(self.node.inputs[1])
+        b = constants.get(self.node.inputs[2]) if self.has_input(2) else None
+        if packer is None or w is None or w.dtype != np.float32 or w.ndim not in (3, 4):
+            return
+        if self.has_input(2) and b is None:
+            return
+        nsp = w.ndim - 2
+        from .spatial import check_lengths, to2d
+        check_lengths(self, self.win, nsp)
+        k_hw = [1, w.shape[2]] if nsp == 1 else list(w.shape[2:])
+        if self.win["auto_pad"] in ("SAME_UPPER", "SAME_LOWER"):
+            if any(v != 1 for v in (self.win["strides"] or [1])):
+                return   # pads depend on the input size: unpacked path
+        s, p, d = geometry(self, self.win, [64, 64], k_hw, nsp)
+        w4 = np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], *k_hw))
+        lo, hi = self._bounds()
+        try:
+            self.packed = packer(w4, None if b is None else np.ascontiguousarray(b, np.float32),
+                                 s, p, d, self.group, lo, hi)
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"{self.label}: {e}") from None
+        # The packed copy is all the kernel needs: stop reading the float weights
+        # (and bias) so the session can drop them (weights held once, not twice).
+        self.w_shape = tuple(w.shape)
+        self.node.inputs = [self.node.inputs[0], "", ""] + list(self.node.inputs[3:])
+
+    def _bounds(self):
+        if self.act == "relu":
+            return 0.0, np.inf
+        if self.act is not None:
+            return self.act[1], self.act[2]
+        return -np.inf, np.inf
 
     def params(self, xs, ws):
         nsp = len(xs) - 2
@@ -82,8 +120,13 @@ class Conv(Op):
                              f"{ws[1]} x group {self.group} = {ws[1] * self.group}")
         return nsp, s, p, d
 
-    def run(self, x, w, b=None, *rest):
-        x = _f32(self, "input X", x)
+    def run(self, x, w=None, b=None, *rest):
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            x = _f32(self, "input X", x)
+        if w is None:
+            if self.packed is None:
+                raise ValueError(f"{self.label}: missing weight input W")
+            return self.run_packed(x, rest[0] if rest else None)
         w = _f32(self, "weight W", w)
         nsp, s, p, d = self.params(x.shape, w.shape)
         if nsp == 1:
@@ -93,11 +136,7 @@ class Conv(Op):
             b = _f32(self, "bias B", b)
             if b.shape != (w.shape[0],):
                 raise ValueError(f"{self.label}: bias must have shape ({w.shape[0]},), got {b.shape}")
-        lo, hi = -np.inf, np.inf
-        if self.act == "relu":
-            lo = 0.0
-        elif self.act is not None:
-            lo, hi = self.act[1], self.act[2]
+        lo, hi = self._bounds()
         res = rest[0] if rest else None
         y_res_later = None
         if res is not None:
@@ -110,15 +149,59 @@ class Conv(Op):
             elif nsp == 1:
                 res = res.reshape(x.shape[0], w.shape[0], 1, ow)
         if y_res_later is not None and self.act is not None:
-            raise AssertionError("residual fusion with activation needs same-shape residual")
+            # A broadcasting residual cannot sit inside the kernel's clamp.
+            y = _core.conv2d_forward(x, w, b, s, p, d, self.group, -np.inf, np.inf, None, "auto")
+            y = np.clip(y + y_res_later, lo, hi).astype(np.float32)
+            if nsp == 1:
+                y = y.reshape(y.shape[0], y.shape[1], y.shape[3])
+            return [apply_post(self.post, y)]
         try:
-            y = _core.conv2d_forward(x, w, b, s, p, d, self.group, lo, hi, res, "auto")
+            if self.packed is not None and y_res_later is None:
+                y = self.packed.run(x, res)
+            else:
+                y = _core.conv2d_forward(x, w, b, s, p, d, self.group, lo, hi, res, "auto")
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"{self.label}: {e}") from None
         if nsp == 1:
             y = y.reshape(y.shape[0], y.shape[1], y.shape[3])
         if y_res_later is not None:
             y = y + y_res_later
+        return [apply_post(self.post, y)]
+
+    def run_packed(self, x, res):
+        ws = self.w_shape
+        # Geometry per input shape, cached (the per-shape plan of this node).
+        geo = self._geo.get(x.shape)
+        if geo is None:
+            nsp, s, p, d = self.params(x.shape, ws)
+            h = 1 if nsp == 1 else x.shape[2]
+            oh = (h + p[0] + p[2] - d[0] * ((ws[2] if nsp == 2 else 1) - 1) - 1) // s[0] + 1
+            ow = (x.shape[-1] + p[1] + p[3] - d[1] * (ws[-1] - 1) - 1) // s[1] + 1
+            geo = (nsp, oh, ow)
+            if len(self._geo) > 64:
+                self._geo.clear()
+            self._geo[x.shape] = geo
+        nsp, oh, ow = geo
+        if nsp == 1:
+            x = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
+        later = None
+        if res is not None:
+            res = _f32(self, "residual", res)
+            want = (x.shape[0], ws[0], oh, ow) if nsp == 2 else (x.shape[0], ws[0], ow)
+            if res.shape != want:
+                later, res = res, None       # broadcasting Add: after the kernel
+            elif nsp == 1:
+                res = res.reshape(x.shape[0], ws[0], 1, ow)
+        try:
+            if later is not None and self.act is not None:
+                raise ValueError("a broadcasting residual cannot be fused with an activation")
+            y = self.packed.run(x, res)
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"{self.label}: {e}") from None
+        if nsp == 1:
+            y = y.reshape(y.shape[0], y.shape[1], y.shape[3])
+        if later is not None:
+            y = y + later
         return [apply_post(self.post, y)]
 
     def describe(self, x_shape, w_shape) -> str:
@@ -129,6 +212,8 @@ class Conv(Op):
             if nsp == 1:
                 xs = xs[:2] + [1] + xs[2:]
                 ws = ws[:2] + [1] + ws[2:]
+            if self.packed is not None:
+                return self.packed.algo(xs) + " (packed)"
             return _core.conv_algo(xs, ws, s, p, d, self.group)
         except Exception as e:  # report only
             return f"? ({e})"

@@ -12,6 +12,54 @@ from .registry import register
 from .spatial import geometry, read_window_attrs
 
 
+def _out_len(n, k, s, p0, p1, d, ceil):
+    eff = d * (k - 1) + 1
+    span = n + p0 + p1 - eff
+    if span < 0:
+        raise ValueError(f"window {eff} is larger than the padded input {n + p0 + p1}")
+    out = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= n + p0:   # the last window must start inside
+        out -= 1
+    return out
+
+
+def pool_numpy(x, k, s, p, d, ceil, is_max, cip=False):
+    """Reference pooling for what the kernels do not take (integer dtypes,
+    dilated average pooling): one strided slice per kernel tap."""
+    N, C, H, W = x.shape
+    oh = _out_len(H, k[0], s[0], p[0], p[2], d[0], ceil)
+    ow = _out_len(W, k[1], s[1], p[1], p[3], d[1], ceil)
+    need_h = (oh - 1) * s[0] + d[0] * (k[0] - 1) + 1
+    need_w = (ow - 1) * s[1] + d[1] * (k[1] - 1) + 1
+    extra_h = max(0, need_h - (H + p[0] + p[2]))
+    extra_w = max(0, need_w - (W + p[1] + p[3]))
+    width = ((0, 0), (0, 0), (p[0], p[2] + extra_h), (p[1], p[3] + extra_w))
+    if is_max:
+        fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        xp = np.pad(x, width, constant_values=fill)
+    else:
+        xp = np.pad(x.astype(np.float64), width)
+        mask = np.zeros(xp.shape[2:], np.float64)
+        if cip:
+            mask[:H + p[0] + p[2], :W + p[1] + p[3]] = 1
+        else:
+            mask[p[0]:p[0] + H, p[1]:p[1] + W] = 1
+    acc, cnt = None, 0
+    for i in range(k[0]):
+        for j in range(k[1]):
+            hs = slice(i * d[0], i * d[0] + (oh - 1) * s[0] + 1, s[0])
+            ws = slice(j * d[1], j * d[1] + (ow - 1) * s[1] + 1, s[1])
+            v = xp[:, :, hs, ws]
+            if is_max:
+                acc = v.copy() if acc is None else np.maximum(acc, v)
+            else:
+                acc = v.copy() if acc is None else acc + v
+                cnt = cnt + mask[hs, ws]
+    if is_max:
+        return acc
+    return (acc / np.maximum(cnt, 1)).astype(x.dtype)
+
+
 class _Pool(Op):
     def setup(self):
         self.win = read_window_attrs(self, None, dilations_ok=self.has_dilations)
@@ -22,8 +70,10 @@ class _Pool(Op):
 
     has_dilations = True
 
+    numpy_dtypes = False
+
     def prep(self, x):
-        if x.dtype != np.float32:
+        if x.dtype != np.float32 and not (self.numpy_dtypes and x.dtype.kind in "iuf"):
             raise TypeError(f"{self.label}: input must be float32, got {x.dtype}")
         if x.ndim != self.nsp + 2:
             raise ValueError(f"{self.label}: input must be {self.nsp + 2}-D for kernel_shape "
@@ -45,6 +95,8 @@ class _Pool(Op):
 
 @register("MaxPool", since=1)
 class MaxPool(_Pool):
+    numpy_dtypes = True   # int8/uint8 (opset 12) and float64 through the numpy path
+
     def setup(self):
         super().setup()
         if self.attr("storage_order", "int", 0) != 0:
@@ -53,6 +105,13 @@ class MaxPool(_Pool):
     def run(self, x):
         x, k, s, p, d, ceil = self.prep(x)
         want_idx = len(self.node.outputs) > 1 and bool(self.node.outputs[1])
+        if x.dtype != np.float32:
+            if want_idx:
+                raise self.unsupported(f"Indices output for {x.dtype} input is not supported")
+            try:
+                return [self.finish(pool_numpy(x, k, s, p, d, ceil, True), x.shape[0])]
+            except ValueError as e:
+                raise ValueError(f"{self.label}: {e}") from None
         try:
             r = _core.max_pool2d_forward(x, k, s, p, d, ceil, want_idx)
         except (ValueError, RuntimeError) as e:
@@ -71,12 +130,14 @@ class AveragePool(_Pool):
     def setup(self):
         super().setup()
         self.cip = bool(self.attr("count_include_pad", "int", 0))
-        d = self.win.get("dilations")
-        if d is not None and any(v != 1 for v in d):
-            raise self.unsupported(f"AveragePool with dilations {d} is not supported")
 
     def run(self, x):
         x, k, s, p, d, ceil = self.prep(x)
+        if d != [1, 1]:   # dilated average pooling (opset 19): no kernel, numpy path
+            try:
+                return [self.finish(pool_numpy(x, k, s, p, d, ceil, False, self.cip), x.shape[0])]
+            except ValueError as e:
+                raise ValueError(f"{self.label}: {e}") from None
         try:
             y = _core.avg_pool2d_forward(x, k, s, p, ceil, self.cip)
         except (ValueError, RuntimeError) as e:

@@ -89,6 +89,7 @@ def _interp_matrix(xo, in_len, mode, cubic_a, exclude_outside, antialias, scale)
 
 
 class _ResizeBase(Op):
+    is_view = True   # an identity resize returns its input unchanged
     def parse_common(self, mode, ctm, nearest, cubic_a=-0.75, exclude=0, extrap=0.0,
                      antialias=0):
         if mode not in ("nearest", "linear", "cubic"):

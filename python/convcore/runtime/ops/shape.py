@@ -295,6 +295,7 @@ class Size(Op):
 
 @register("Cast", since=6)
 class Cast(Op):
+    is_view = True   # a cast to the same type returns its input unchanged
     def setup(self):
         self.to = onnx_dtype(self, self.attr("to", "int"))
 

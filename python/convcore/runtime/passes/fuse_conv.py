@@ -13,47 +13,59 @@ import numpy as np
 from ..graph import consumers, toposort
 
 
-def _ctx(graph):
-    return consumers(graph.nodes), {o.name for o in graph.outputs}
+class _Users:
+    """value -> consumer nodes, kept up to date as fusions rewire the graph,
+    so each pass is one linear sweep (no restart per fusion)."""
 
+    def __init__(self, graph):
+        self.map = consumers(graph.nodes)
+        self.outputs = {o.name for o in graph.outputs}
+        self.removed = set()
 
-def _single_user(users, outputs, value):
-    u = users.get(value, [])
-    return u[0] if len(u) == 1 and value not in outputs else None
+    def of(self, value):
+        return [n for n in self.map.get(value, []) if id(n) not in self.removed]
+
+    def single(self, value):
+        u = self.of(value)
+        return u[0] if len(u) == 1 and value not in self.outputs else None
+
+    def add_input(self, node, value):
+        self.map.setdefault(value, []).append(node)
+
+    def drop(self, node):
+        self.removed.add(id(node))
 
 
 def _note(conv, what):
     conv.op.folded = getattr(conv.op, "folded", []) + [what]
 
 
-def _absorb(graph, conv, node):
-    """conv takes over node's output; node disappears."""
-    conv.outputs = [node.outputs[0]]
-    graph.nodes.remove(node)
+def _finish(graph, users):
+    graph.nodes = [n for n in graph.nodes if id(n) not in users.removed]
+    graph.nodes = toposort(graph.nodes, set(graph.constants) | {i.name for i in graph.inputs})
 
 
 def fuse_residual(graph):
-    changed = True
-    while changed:
-        changed = False
-        users, outputs = _ctx(graph)
-        for conv in graph.nodes:
-            if conv.op_type != "Conv" or conv.op.act or conv.op.post or conv.op.residual_index is not None:
-                continue
-            add = _single_user(users, outputs, conv.outputs[0])
-            if add is None or add.op_type not in ("Add", "Sum") or len(add.inputs) != 2:
-                continue
-            a, b = add.inputs
-            other = b if a == conv.outputs[0] else a
-            if other == conv.outputs[0] or not other:
-                continue
-            conv.inputs = list(conv.inputs) + [""] * (3 - len(conv.inputs)) + [other]
-            conv.op.residual_index = 3
-            _note(conv, add.op_type)
-            _absorb(graph, conv, add)
-            changed = True
-            break
-    graph.nodes = toposort(graph.nodes, set(graph.constants) | {i.name for i in graph.inputs})
+    users = _Users(graph)
+    for conv in list(graph.nodes):
+        if conv.op_type != "Conv" or id(conv) in users.removed:
+            continue
+        if conv.op.act or conv.op.post or conv.op.residual_index is not None:
+            continue
+        add = users.single(conv.outputs[0])
+        if add is None or add.op_type not in ("Add", "Sum") or len(add.inputs) != 2:
+            continue
+        a, b = add.inputs
+        other = b if a == conv.outputs[0] else a
+        if other == conv.outputs[0] or not other:
+            continue
+        conv.inputs = list(conv.inputs) + [""] * (3 - len(conv.inputs)) + [other]
+        conv.op.residual_index = 3
+        users.add_input(conv, other)
+        _note(conv, add.op_type)
+        conv.outputs = [add.outputs[0]]
+        users.drop(add)
+    _finish(graph, users)
 
 
 def _clip_bounds(graph, node):
@@ -76,56 +88,58 @@ def _clip_bounds(graph, node):
     return ("clip", lo, hi)
 
 
+_POST = {"HardSwish": ("hardswish", 1 / 6, 0.5), "Sigmoid": ("sigmoid",), "Tanh": ("tanh",)}
+
+
+def _fuse_one(graph, users, conv) -> bool:
+    """Fuse the activation after conv, if any; True if something was fused."""
+    y = conv.outputs[0]
+    if y in users.outputs or conv.op.post is not None:
+        return False
+    us = users.of(y)
+    if len(us) == 1:
+        nxt = us[0]
+        if conv.op.act is None and nxt.op_type in ("Relu", "Clip"):
+            act = _clip_bounds(graph, nxt)
+            if act is not None:
+                conv.op.act = act
+                _note(conv, nxt.op_type)
+                conv.outputs = [nxt.outputs[0]]
+                users.drop(nxt)
+                return True
+        post = _POST.get(nxt.op_type)
+        if nxt.op_type == "LeakyRelu":
+            post = ("leakyrelu", nxt.op.alpha)
+        if post is not None:
+            conv.op.post = post
+            _note(conv, nxt.op_type)
+            conv.outputs = [nxt.outputs[0]]
+            users.drop(nxt)
+            return True
+    elif len(us) == 2:
+        # x * HardSigmoid(x) (HardSwish before opset 14) and x * Sigmoid(x) (SiLU).
+        gate = next((u for u in us if u.op_type in ("Sigmoid", "HardSigmoid")), None)
+        mul = next((u for u in us if u.op_type == "Mul"), None)
+        if gate is None or mul is None or gate.outputs[0] in users.outputs:
+            return False
+        if sorted(mul.inputs) != sorted([y, gate.outputs[0]]) or len(users.of(gate.outputs[0])) != 1:
+            return False
+        conv.op.post = ("silu",) if gate.op_type == "Sigmoid" else \
+            ("hardswish", gate.op.alpha, gate.op.beta)
+        _note(conv, f"{gate.op_type}*Mul")
+        conv.outputs = [mul.outputs[0]]
+        users.drop(gate)
+        users.drop(mul)
+        return True
+    return False
+
+
 def fuse_activations(graph):
-    changed = True
-    while changed:
-        changed = False
-        users, outputs = _ctx(graph)
-        for conv in graph.nodes:
-            if conv.op_type != "Conv" or conv.op.post is not None:
-                continue
-            y = conv.outputs[0]
-            us = users.get(y, [])
-            if y in outputs:
-                continue
-            if len(us) == 1:
-                nxt = us[0]
-                if conv.op.act is None and nxt.op_type in ("Relu", "Clip"):
-                    act = _clip_bounds(graph, nxt)
-                    if act is not None:
-                        conv.op.act = act
-                        _note(conv, nxt.op_type)
-                        _absorb(graph, conv, nxt)
-                        changed = True
-                        break
-                post = {"HardSwish": ("hardswish", 1 / 6, 0.5), "Sigmoid": ("sigmoid",),
-                        "Tanh": ("tanh",)}.get(nxt.op_type)
-                if nxt.op_type == "LeakyRelu":
-                    post = ("leakyrelu", nxt.op.alpha)
-                if post is not None:
-                    conv.op.post = post
-                    _note(conv, nxt.op_type)
-                    _absorb(graph, conv, nxt)
-                    changed = True
-                    break
-            elif len(us) == 2:
-                # x * HardSigmoid(x) (HardSwish before opset 14) and x * Sigmoid(x) (SiLU).
-                gate = next((u for u in us if u.op_type in ("Sigmoid", "HardSigmoid")), None)
-                mul = next((u for u in us if u.op_type == "Mul"), None)
-                if gate is None or mul is None or gate.outputs[0] in outputs:
-                    continue
-                if sorted(mul.inputs) != sorted([y, gate.outputs[0]]):
-                    continue
-                if len(users.get(gate.outputs[0], [])) != 1:
-                    continue
-                if gate.op_type == "Sigmoid":
-                    post = ("silu",)
-                else:
-                    post = ("hardswish", gate.op.alpha, gate.op.beta)
-                conv.op.post = post
-                _note(conv, f"{gate.op_type}*Mul")
-                graph.nodes.remove(gate)
-                _absorb(graph, conv, mul)
-                changed = True
-                break
-    graph.nodes = toposort(graph.nodes, set(graph.constants) | {i.name for i in graph.inputs})
+    users = _Users(graph)
+    for conv in list(graph.nodes):
+        if conv.op_type != "Conv" or id(conv) in users.removed:
+            continue
+        # A clamp then a post op (Conv -> Relu6 -> HardSwish...) fuse in turn.
+        while _fuse_one(graph, users, conv):
+            pass
+    _finish(graph, users)
