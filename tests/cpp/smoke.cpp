@@ -130,6 +130,8 @@ int main() {
   check_conv("conv 1x1", conv(1, 16, 7, 7, 24, 1, 1, 0, 1), rng);
   check_conv("conv 5x5 s2 p2 groups 2 dil 1", conv(1, 6, 13, 11, 8, 5, 2, 2, 2), rng);
   check_conv("conv 3x3 dil 2 p2", conv(1, 4, 12, 12, 5, 3, 1, 2, 1, 2), rng);
+  check_conv("conv 3x3 s1 32->32 (winograd size)", conv(1, 32, 12, 12, 32, 3, 1, 1, 1), rng);
+  check_conv("conv 3x3 s1 64->64 on 7x7 (narrow)", conv(1, 64, 7, 7, 64, 3, 1, 1, 1), rng);
   check_conv("depthwise 3x3 s1", conv(2, 8, 9, 10, 8, 3, 1, 1, 8), rng);
   check_conv("depthwise 3x3 s2 mult 2", conv(1, 4, 11, 11, 8, 3, 2, 1, 4), rng);
   check_pool(rng);

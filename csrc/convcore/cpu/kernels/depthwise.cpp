@@ -68,7 +68,7 @@ inline V vload_part(const float* p, index_t lo, index_t hi) {
 #else
   alignas(16) float b[kVW] = {};
   for (index_t t = lo; t < hi; ++t) b[t] = p[t];
-  return _mm_load_ps(b);
+  return vloada(b);
 #endif
 }
 
@@ -83,7 +83,7 @@ inline V vload_even_part(const float* p, index_t lo, index_t hi) {
   const __m256 t = _mm256_shuffle_ps(a, b, 0x88);
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
 #else
-  return _mm_shuffle_ps(a, b, 0x88);
+  return vshuffle_even(a, b);
 #endif
 }
 

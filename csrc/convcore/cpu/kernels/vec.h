@@ -3,7 +3,9 @@
 // GCC turns `vf{} + s` into an add plus a broadcast, while set1 from memory
 // becomes one broadcast load (or an embedded {1to16} operand on AVX-512).
 #pragma once
+#if defined(__SSE2__)
 #include <immintrin.h>
+#endif
 
 #include "convcore/cpu/kernels/simd.h"
 
@@ -39,7 +41,7 @@ inline V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
 inline V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
 inline V vmaxv(V a, V b) { return _mm256_max_ps(a, b); }
 inline V vminv(V a, V b) { return _mm256_min_ps(a, b); }
-#else
+#elif defined(__SSE2__)
 typedef __m128 V;
 inline V vzero() { return _mm_setzero_ps(); }
 inline V vload(const float* p) { return _mm_loadu_ps(p); }
@@ -55,6 +57,33 @@ inline V vsub(V a, V b) { return _mm_sub_ps(a, b); }
 inline V vmul(V a, V b) { return _mm_mul_ps(a, b); }
 inline V vmaxv(V a, V b) { return _mm_max_ps(a, b); }
 inline V vminv(V a, V b) { return _mm_min_ps(a, b); }
+#else
+// Portable fallback (aarch64 and other non-x86 targets): GCC vector
+// extensions; the compiler maps them to NEON where it can.
+typedef vf V;
+inline V vzero() { return vf{}; }
+inline V vload(const float* p) { return load(p); }
+inline V vloada(const float* p) { return *reinterpret_cast<const vf*>(p); }
+inline void vstore(float* p, V v) { store(p, v); }
+inline V vbcast(const float* p) { return splat(*p); }
+inline V vset1(float s) { return splat(s); }
+inline V vfma(V a, V b, V c) { return a * b + c; }
+inline V vadd(V a, V b) { return a + b; }
+inline V vsub(V a, V b) { return a - b; }
+inline V vmul(V a, V b) { return a * b; }
+inline V vmaxv(V a, V b) { return vmax(a, b); }
+inline V vminv(V a, V b) { return vmin(a, b); }
+#endif
+
+#if !defined(CONVCORE_ISA_avx512) && !defined(CONVCORE_ISA_avx2)
+// The even lanes of the 2*kVW floats (a, b): a[0], a[2], b[0], b[2].
+inline V vshuffle_even(V a, V b) {
+#if defined(__SSE2__)
+  return _mm_shuffle_ps(a, b, 0x88);
+#else
+  return V{a[0], a[2], b[0], b[2]};
+#endif
+}
 #endif
 
 // p[0], p[2], ..., p[2*(kVW-1)]: reads 2*kVW floats from p.
@@ -66,7 +95,7 @@ inline V vload_even(const float* p) {
   const __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), 0x88);
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
 #else
-  return _mm_shuffle_ps(_mm_loadu_ps(p), _mm_loadu_ps(p + 4), 0x88);
+  return vshuffle_even(vload(p), vload(p + kVW));
 #endif
 }
 
