@@ -204,9 +204,8 @@ void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, index_t
           std::fill(yr, yr + p.OW, kNegInf);
           continue;
         }
-        std::memcpy(mid, xp + (hs + th.t0 * p.dil_h) * p.W, size_t(p.W) * sizeof(float));
-        for (index_t i = th.t0 + 1; i < th.t1; ++i)
-          kt.pool_vmax(p.W, xp + (hs + i * p.dil_h) * p.W, mid);
+        kt.pool_vmax_rows(p.W, xp + (hs + th.t0 * p.dil_h) * p.W, p.dil_h * p.W, th.t1 - th.t0,
+                          mid);
         kt.pool_hmax(p.OW, p.stride_w, p.kw, p.dil_w, row.data(), yr);
       }
     }
@@ -249,8 +248,7 @@ void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
           const float d = hc * wc[size_t(ow)];
           div[size_t(ow)] = d > 0.f ? d : 1.f;  // no real element: 0 / 1
         }
-        std::memcpy(mid, xp + h0 * p.W, size_t(p.W) * sizeof(float));
-        for (index_t ih = h0 + 1; ih < h1; ++ih) kt.pool_vadd(p.W, xp + ih * p.W, mid);
+        kt.pool_vadd_rows(p.W, xp + h0 * p.W, p.W, h1 - h0, mid);
         kt.pool_havg(p.OW, p.stride_w, p.kw, row.data(), div.data(), yr);
       }
     }
