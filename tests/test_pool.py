@@ -318,18 +318,24 @@ def test_batch_zero_and_threads():
     assert cc.avg_pool2d(x, 2).shape == (0, 3, 4, 4)
     assert cc.global_avg_pool2d(x).shape == (0, 3, 1, 1)
     rng = np.random.default_rng(8)
-    x = rng.standard_normal((2, 8, 30, 30)).astype(np.float32)
-    old = cc.get_num_threads()
-    try:
-        out = []
-        for t in (1, 2):
-            cc.set_num_threads(t)
-            out.append((cc.max_pool2d(x, 3, 2, 1), cc.avg_pool2d(x, 3, 2, 1),
-                        cc.avg_pool2d_backward(np.ones((2, 8, 15, 15), np.float32), x, 3, 2, 1)))
-    finally:
-        cc.set_num_threads(old)
-    for a, b in zip(*out):
-        assert np.array_equal(a, b)
+    # 30x30 planes run inline; 130x130 ones (above the ~128K floats per job
+    # threshold) are split over two threads.
+    for hw in (30, 130):
+        x = rng.standard_normal((2, 8, hw, hw)).astype(np.float32)
+        g = np.ones((2, 8, (hw + 1) // 2, (hw + 1) // 2), np.float32)
+        old = cc.get_num_threads()
+        try:
+            out = []
+            for t in (1, 2):
+                cc.set_num_threads(t)
+                out.append((cc.max_pool2d(x, 3, 2, 1), cc.avg_pool2d(x, 3, 2, 1),
+                            cc.avg_pool2d_backward(g, x, 3, 2, 1),
+                            cc.max_pool2d_backward(g, x, 3, 2, 1),
+                            cc.global_avg_pool2d(x), cc.global_max_pool2d(x)))
+        finally:
+            cc.set_num_threads(old)
+        for a, b in zip(*out):
+            assert np.array_equal(a, b)
 
 
 def test_bad_input():

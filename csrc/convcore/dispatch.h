@@ -135,6 +135,11 @@ struct KernelTable {
   // havg divides each sum by div[ow].
   void (*pool_vmax)(index_t n, const float* src, float* acc) = nullptr;
   void (*pool_vadd)(index_t n, const float* src, float* acc) = nullptr;
+  // The whole vertical pass in one sweep: dst[i] = op over r < nrows of
+  // src[r*pitch + i], rows combined in order (same result as pool_vmax/vadd
+  // applied row by row). Writes only dst[0, n).
+  void (*pool_vmax_rows)(index_t n, const float* src, index_t pitch, index_t nrows, float* dst) = nullptr;
+  void (*pool_vadd_rows)(index_t n, const float* src, index_t pitch, index_t nrows, float* dst) = nullptr;
   void (*pool_hmax)(index_t OW, index_t sw, index_t kw, index_t dw, const float* row, float* y) = nullptr;
   void (*pool_havg)(index_t OW, index_t sw, index_t kw, const float* row, const float* div, float* y) = nullptr;
   void (*pool_argmax_row)(const PoolArgmaxRow& r) = nullptr;

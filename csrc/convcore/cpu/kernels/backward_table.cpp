@@ -11,6 +11,8 @@ void fill_backward_table(KernelTable& t) {
   t.dw_bwd_weight = &dw_bwd_weight;
   t.max_nan = &max_nan;
   t.pool_vmax = &pool_vmax;
+  t.pool_vmax_rows = &pool_vmax_rows;
+  t.pool_vadd_rows = &pool_vadd_rows;
   t.pool_vadd = &pool_vadd;
   t.pool_hmax = &pool_hmax;
   t.pool_havg = &pool_havg;

@@ -16,6 +16,8 @@ void dw_bwd_weight(const DwPlaneGeom& d, const float* gy, const float* buf, floa
 float max_nan(index_t n, const float* x);
 void pool_vmax(index_t n, const float* src, float* acc);
 void pool_vadd(index_t n, const float* src, float* acc);
+void pool_vmax_rows(index_t n, const float* src, index_t pitch, index_t nrows, float* dst);
+void pool_vadd_rows(index_t n, const float* src, index_t pitch, index_t nrows, float* dst);
 void pool_hmax(index_t OW, index_t sw, index_t kw, index_t dw, const float* row, float* y);
 void pool_havg(index_t OW, index_t sw, index_t kw, const float* row, const float* div, float* y);
 

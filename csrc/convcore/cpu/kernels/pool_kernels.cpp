@@ -77,6 +77,46 @@ void pool_vadd(index_t n, const float* src, float* acc) {
   for (; i < n; ++i) acc[i] += src[i];
 }
 
+namespace {
+
+// One sweep over the window's rows per vector of columns: the running max
+// (or sum) stays in a register and dst is written once, instead of a copy
+// plus a read-modify-write pass per row. Rows are combined in order, so the
+// result (NaN choice, rounding) is that of the row-by-row kernels above. For
+// n >= kVW the ragged end is one overlapping vector (pure function of src),
+// so there is no scalar tail.
+template <typename Op, typename Op1>
+inline void vertical_rows(index_t n, const float* src, index_t pitch, index_t nrows, float* dst,
+                          Op op, Op1 op1) {
+  auto block = [&](index_t i) {
+    vf a = load(src + i);
+    for (index_t r = 1; r < nrows; ++r) a = op(a, load(src + r * pitch + i));
+    store(dst + i, a);
+  };
+  if (n >= kVW) {
+    index_t i = 0;
+    for (; i + kVW <= n; i += kVW) block(i);
+    if (i < n) block(n - kVW);
+    return;
+  }
+  for (index_t i = 0; i < n; ++i) {
+    float a = src[i];
+    for (index_t r = 1; r < nrows; ++r) a = op1(a, src[r * pitch + i]);
+    dst[i] = a;
+  }
+}
+
+}  // namespace
+
+void pool_vmax_rows(index_t n, const float* src, index_t pitch, index_t nrows, float* dst) {
+  vertical_rows(n, src, pitch, nrows, dst, vmax_nan, max_nan1);
+}
+
+void pool_vadd_rows(index_t n, const float* src, index_t pitch, index_t nrows, float* dst) {
+  vertical_rows(n, src, pitch, nrows, dst, [](vf a, vf b) { return a + b; },
+                [](float a, float b) { return a + b; });
+}
+
 // Output blocks of kVW; the ragged end is one more block that overlaps the
 // previous one (outputs are pure functions of the input, so recomputing a
 // few is harmless and cheaper than a scalar tail).
