@@ -83,6 +83,9 @@ CASES = [
     (2, 8, 40, 40, 8, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # 1x1 read in place, 2 steps
     (2, 4, 12, 37, 8, 7, 7, (1, 2), (3, 3, 3, 3), (1, 1), 4),     # depthwise 49 taps, wide rows
     (1, 3, 40, 40, 3, 3, 3, (2, 2), (1, 1, 1, 1), (3, 3), 3),     # depthwise, dilation 3
+    (2, 16, 24, 24, 16, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),   # grad_x via Winograd forward
+    (3, 16, 19, 21, 24, 3, 3, (1, 1), (0, 2, 1, 0), (1, 1), 1),   # Winograd grad_x, asym pad
+    (1, 32, 36, 34, 16, 3, 3, (1, 1), (2, 0, 0, 2), (1, 1), 1),   # Winograd grad_x, pad 0/2
 ]
 
 
@@ -175,6 +178,7 @@ def test_finite_differences(case):
 
 @pytest.mark.parametrize("case", [
     (1, 64, 28, 28, 64, 3, 3, 1, 1, 1),       # batch 1: blocked weight split
+    (4, 16, 16, 16, 32, 3, 3, 1, 1, 1),       # grad_x via the Winograd forward
     (4, 32, 16, 16, 64, 1, 1, 1, 0, 1),       # 1x1
     (3, 8, 20, 20, 16, 3, 3, 2, 1, 1),        # small weight: fixed reduction slots
     (2, 24, 17, 17, 48, 3, 3, 2, 1, 24),      # depthwise x2

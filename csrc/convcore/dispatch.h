@@ -58,6 +58,10 @@ struct PoolArgmaxRow {
   const int* first_col = nullptr;
   float* y = nullptr;  // may be null
   int* arg = nullptr;  // flat ih*W + iw (planes of fewer than 2^31 elements)
+  // y and arg hold at least OW + 16 entries (and buf rows the row_len slack):
+  // rows narrower than one vector then run as one vector block (lanes past
+  // OW write scratch) instead of the scalar loop.
+  bool narrow_ok = false;
 };
 
 struct KernelTable {

@@ -511,12 +511,41 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
   });
 }
 
+// grad_input of a 3x3 stride-1 conv is a forward 3x3 conv of dY with the
+// weights flipped and in/out channels swapped, padding 2 - pad per side, so
+// the Winograd forward kernel can do it: on the ResNet's 16- and 32-channel
+// layers at batch 32 it takes about half the time of GEMM + col2im. Used
+// when the channel counts keep the transforms' cost small against the
+// products; the choice depends on the shape only (determinism).
+bool winograd_grad_input(const Conv2dParams& p) {
+  return p.kh == 3 && p.kw == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
+         p.dil_w == 1 && p.groups == 1 && p.pad_t <= 2 && p.pad_b <= 2 && p.pad_l <= 2 &&
+         p.pad_r <= 2 && p.C >= 16 && p.K >= 16 && p.OH >= 4 && p.OW >= 4 &&
+         p.N * p.OH * p.OW >= 1024;
+}
+
+void winograd_backward_input(const Conv2dParams& p, const float* gy, const float* w,
+                             float* gx) {
+  Conv2dParams q;
+  q.N = p.N; q.C = p.K; q.H = p.OH; q.W = p.OW; q.K = p.C;
+  q.kh = 3; q.kw = 3;
+  q.pad_t = 2 - p.pad_t; q.pad_b = 2 - p.pad_b; q.pad_l = 2 - p.pad_l; q.pad_r = 2 - p.pad_r;
+  q.finalize("conv2d_backward");
+  std::vector<float> wf(size_t(p.w_size()));  // wf[c][k][2-i][2-j] = w[k][c][i][j]
+  for (index_t k = 0; k < p.K; ++k)
+    for (index_t c = 0; c < p.C; ++c)
+      for (index_t t = 0; t < 9; ++t) wf[size_t((c * p.K + k) * 9 + 8 - t)] = w[(k * p.C + c) * 9 + t];
+  conv2d_forward(q, gy, wf.data(), gx, Epilogue(), nullptr, ConvAlgo::Winograd3x3);
+}
+
 }  // namespace
 
 void conv2d_backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
   if (!gx || p.N == 0) return;
   if (is_depthwise(p))
     dw_backward_input(p, gy, w, gx);
+  else if (winograd_grad_input(p))
+    winograd_backward_input(p, gy, w, gx);
   else
     gemm_backward_input(p, gy, w, gx);
 }

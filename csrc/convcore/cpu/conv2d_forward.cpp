@@ -47,7 +47,7 @@ bool winograd_ok(const Conv2dParams& p) {
 // before the input size is known): enough channels on both sides for the
 // transforms to be cheap next to the 16 GEMMs.
 bool winograd_preferred(const Conv2dParams& p) {
-  return winograd_ok(p) && p.C >= 32 && p.K >= 32;
+  return winograd_ok(p) && p.C >= 16 && p.K >= 16;
 }
 }  // namespace
 
@@ -451,7 +451,9 @@ void PackedConv2d::pack_winograd(const float* w) {
   const index_t K = geom_.K, C = geom_.C;
   mpad_ = (K + mr_ - 1) / mr_ * mr_;
   std::vector<float> u(size_t(16 * K * C));
-  parallel_for(K, 1, [&](index_t b, index_t e) {
+  // Small weights are transformed inline: waking the OpenMP team costs more
+  // than the work, and its spinning threads then delay the job pool's.
+  parallel_for(K, std::max<index_t>(1, 8192 / std::max<index_t>(C, 1)), [&](index_t b, index_t e) {
     for (index_t k = b; k < e; ++k)
       for (index_t c = 0; c < C; ++c) {
         const float* g = w + (k * C + c) * 9;
@@ -471,7 +473,7 @@ void PackedConv2d::pack_winograd(const float* w) {
   });
   a_.resize(16 * mpad_ * C);
   const index_t nkb = (C + kc_ - 1) / kc_;
-  parallel_for(16 * nkb, 1, [&](index_t b, index_t e) {
+  parallel_for(16 * nkb, 16, [&](index_t b, index_t e) {
     for (index_t job = b; job < e; ++job) {
       const index_t xi = job / nkb, c0 = (job % nkb) * kc_, kc = std::min(kc_, C - c0);
       kt.gemm_pack_a(u.data() + xi * K * C, C, false, 0, K, c0, kc,

@@ -122,7 +122,7 @@ void max_pool_argmax(const Pool2dParams& p, const float* x, bool want_values, Em
   parallel_for(p.N * p.C, planes_per_job(p.H * p.W), [&](index_t b, index_t e) {
     // the plane, each row padded with -inf on both sides
     std::vector<float> plane(size_t(p.H * L), kNegInf);
-    std::vector<float> yrow(size_t(p.OW));
+    std::vector<float> yrow(size_t(p.OW) + 16);  // + 16: narrow_ok slack
     std::vector<int> arow(size_t(p.OW) + 16);
     PoolArgmaxRow r;
     r.buf = plane.data(); r.pitch = L; r.W = p.W; r.pad_l = p.pad_l;
@@ -130,6 +130,7 @@ void max_pool_argmax(const Pool2dParams& p, const float* x, bool want_values, Em
     r.dil_h = p.dil_h; r.first_col = first_col.data();
     r.y = want_values ? yrow.data() : nullptr;
     r.arg = arow.data();
+    r.narrow_ok = true;  // row_len's slack, yrow/arow's + 16
     for (index_t nc = b; nc < e; ++nc) {
       const float* xp = x + nc * hw;
       for (index_t ih = 0; ih < p.H; ++ih)
@@ -195,6 +196,15 @@ void max_pool_indices(const Pool2dParams& p, const float* x, float* y, index_t* 
 void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, index_t* ind) {
   if (ind) {
     max_pool_indices(p, x, y, ind);
+    return;
+  }
+  if (p.OW < kernels().simd_width && p.stride_w <= 2 && small_planes(p)) {
+    // Rows narrower than one vector (LeNet's 12- and 4-wide outputs): the
+    // argmax kernel runs them as one vector block; the row-max one is scalar there.
+    const index_t ohw = p.OH * p.OW;
+    max_pool_argmax(p, x, true, [&](index_t nc, index_t oh, const float* yr, const int*) {
+      std::memcpy(y + nc * ohw + oh * p.OW, yr, size_t(p.OW) * sizeof(float));
+    });
     return;
   }
   const index_t hw = p.H * p.W, ohw = p.OH * p.OW, L = row_len(p);

@@ -233,7 +233,7 @@ void pool_argmax_row(const PoolArgmaxRow& r) {
   if (sw <= 2) {
     vi lane;
     for (int l = 0; l < kVW; ++l) lane[l] = int(l * sw);
-    ow = vector_blocks(OW, [&](index_t ow) {
+    auto block = [&](index_t ow) {
       vf best = splat(-__builtin_inff());
       vi arg = (vi)load(reinterpret_cast<const float*>(r.first_col + ow)) + int(r.ih0 * r.W);
       for (index_t i = 0; i < r.nrows; ++i) {
@@ -249,7 +249,13 @@ void pool_argmax_row(const PoolArgmaxRow& r) {
       }
       if (r.y) store(r.y + ow, best);
       store(reinterpret_cast<float*>(r.arg + ow), (vf)arg);
-    });
+    };
+    if (OW < kVW && r.narrow_ok) {
+      block(0);
+      ow = OW;
+    } else {
+      ow = vector_blocks(OW, block);
+    }
   }
   for (; ow < OW; ++ow) {
     float best = -__builtin_inff();

@@ -43,23 +43,30 @@ inline float elem(const float* X, index_t ld, bool trans, index_t r, index_t c) 
   return trans ? X[c * ld + r] : X[r * ld + c];
 }
 
-// B block (kc x nc) -> panels of NR columns, k-major: Bp[p][k][NR].
+// B block (kc x nc) -> panels of NRv = NVv vectors, k-major: Bp[p][k][NRv].
+template <int NVv>
 void pack_b(const GemmArgs& g, index_t p0, index_t kc, index_t j0, index_t nc, float* Bp) {
-  for (index_t jp = 0; jp < nc; jp += NR) {
-    const index_t nr = std::min<index_t>(NR, nc - jp);
+  constexpr int NRv = NVv * kVW;
+  for (index_t jp = 0; jp < nc; jp += NRv) {
+    const index_t nr = std::min<index_t>(NRv, nc - jp);
     float* dst = Bp + jp * kc;
-    if (!g.trans_b && nr == NR) {
+    if (!g.trans_b && nr == NRv) {
       const float* src = g.B + p0 * g.ldb + j0 + jp;
       for (index_t k = 0; k < kc; ++k)
-        for (int v = 0; v < NV; ++v) vstore(dst + k * NR + v * kVW, vload(src + k * g.ldb + v * kVW));
+        for (int v = 0; v < NVv; ++v)
+          vstore(dst + k * NRv + v * kVW, vload(src + k * g.ldb + v * kVW));
     } else if (g.trans_b) {
-      for (index_t j = 0; j < NR; ++j)
-        for (index_t k = 0; k < kc; ++k)
-          dst[k * NR + j] = j < nr ? g.B[(j0 + jp + j) * g.ldb + p0 + k] : 0.f;
+      // Each source row (one column of op(B)) is read contiguously.
+      for (index_t j = 0; j < nr; ++j) {
+        const float* src = g.B + (j0 + jp + j) * g.ldb + p0;
+        for (index_t k = 0; k < kc; ++k) dst[k * NRv + j] = src[k];
+      }
+      for (index_t j = nr; j < NRv; ++j)
+        for (index_t k = 0; k < kc; ++k) dst[k * NRv + j] = 0.f;
     } else {
       for (index_t k = 0; k < kc; ++k)
-        for (int j = 0; j < NR; ++j)
-          dst[k * NR + j] = j < nr ? g.B[(p0 + k) * g.ldb + j0 + jp + j] : 0.f;
+        for (int j = 0; j < NRv; ++j)
+          dst[k * NRv + j] = j < nr ? g.B[(p0 + k) * g.ldb + j0 + jp + j] : 0.f;
     }
   }
 }
@@ -92,6 +99,35 @@ void gemm_block(index_t kc, index_t mc, index_t nc, const float* Ap, const float
   gemm_block_t<MR, NV>(kc, mc, nc, Ap, Bp, C, ldc, out);
 }
 
+template <int NVv>
+void sgemm_nv(const GemmArgs& g) {
+  constexpr int NRv = NVv * kVW;
+  constexpr index_t NCv = NRv * 128;
+  float* Bp = scratch(0, KC * ((std::min(NCv, g.N) + NRv - 1) / NRv * NRv));
+  float* Ap = scratch(1, KC * ((std::min(MC, g.M) + MR - 1) / MR * MR));
+  for (index_t j0 = 0; j0 < g.N; j0 += NCv) {
+    const index_t nc = std::min(NCv, g.N - j0);
+    for (index_t p0 = 0; p0 < g.K; p0 += KC) {
+      const index_t kc = std::min(KC, g.K - p0);
+      const bool first = p0 == 0, last = p0 + kc == g.K;
+      pack_b<NVv>(g, p0, kc, j0, nc, Bp);
+      for (index_t i0 = 0; i0 < g.M; i0 += MC) {
+        const index_t mc = std::min(MC, g.M - i0);
+        gemm_pack_a(g.A, g.lda, g.trans_a, i0, mc, p0, kc, Ap);
+        GemmTileOut o;
+        o.alpha = g.alpha;
+        o.beta = first ? g.beta : 1.f;
+        o.final = last;
+        o.bias = g.ep.bias ? g.ep.bias + i0 : nullptr;
+        o.clamp = g.ep.clamp();
+        o.lo = g.ep.lo;
+        o.hi = g.ep.hi;
+        gemm_block_t<MR, NVv>(kc, mc, nc, Ap, Bp, g.C + i0 * g.ldc + j0, g.ldc, o);
+      }
+    }
+  }
+}
+
 void sgemm(const GemmArgs& g) {
   if (g.M <= 0 || g.N <= 0) return;
   if (g.K <= 0) {  // C = beta*C, then epilogue
@@ -104,29 +140,13 @@ void sgemm(const GemmArgs& g) {
       }
     return;
   }
-  float* Bp = scratch(0, KC * ((std::min(NC, g.N) + NR - 1) / NR * NR));
-  float* Ap = scratch(1, KC * ((std::min(MC, g.M) + MR - 1) / MR * MR));
-  for (index_t j0 = 0; j0 < g.N; j0 += NC) {
-    const index_t nc = std::min(NC, g.N - j0);
-    for (index_t p0 = 0; p0 < g.K; p0 += KC) {
-      const index_t kc = std::min(KC, g.K - p0);
-      const bool first = p0 == 0, last = p0 + kc == g.K;
-      pack_b(g, p0, kc, j0, nc, Bp);
-      for (index_t i0 = 0; i0 < g.M; i0 += MC) {
-        const index_t mc = std::min(MC, g.M - i0);
-        gemm_pack_a(g.A, g.lda, g.trans_a, i0, mc, p0, kc, Ap);
-        GemmTileOut o;
-        o.alpha = g.alpha;
-        o.beta = first ? g.beta : 1.f;
-        o.final = last;
-        o.bias = g.ep.bias ? g.ep.bias + i0 : nullptr;
-        o.clamp = g.ep.clamp();
-        o.lo = g.ep.lo;
-        o.hi = g.ep.hi;
-        gemm_block_t<MR, NV>(kc, mc, nc, Ap, Bp, g.C + i0 * g.ldc + j0, g.ldc, o);
-      }
-    }
-  }
+  // Narrow products (N no wider than one vector, e.g. grad_weight's
+  // rows x out-channels) use a one-vector tile instead of padding B panels
+  // to two vectors. Same summation order per element either way.
+  if (NV > 1 && g.N <= kVW)
+    sgemm_nv<1>(g);
+  else
+    sgemm_nv<NV>(g);
 }
 
 }  // namespace CONVCORE_ISA
