@@ -3,36 +3,11 @@
 #include "convcore/conv2d.h"
 #include "convcore/conv2d_packed.h"
 #include "ndarray.h"
+#include "params_from_py.h"
 
 namespace convcore_py {
 
 namespace {
-
-convcore::Conv2dParams make_params(const char* op, const std::vector<index_t>& xs,
-                                   const std::vector<index_t>& ws,
-                                   const std::vector<index_t>& stride,
-                                   const std::vector<index_t>& pad,
-                                   const std::vector<index_t>& dil, index_t groups) {
-  if (xs.size() != 4) throw py::value_error(std::string(op) + ": input must be 4-D (N, C, H, W)");
-  if (ws.size() != 4) throw py::value_error(std::string(op) + ": weight must be 4-D (K, C/groups, kh, kw)");
-  auto s = to_array<2>(stride, op, "stride");
-  auto pd = to_array<4>(pad, op, "padding");
-  auto d = to_array<2>(dil, op, "dilation");
-  convcore::Conv2dParams p;
-  p.N = xs[0]; p.C = xs[1]; p.H = xs[2]; p.W = xs[3];
-  p.K = ws[0]; p.kh = ws[2]; p.kw = ws[3];
-  p.stride_h = s[0]; p.stride_w = s[1];
-  p.pad_t = pd[0]; p.pad_l = pd[1]; p.pad_b = pd[2]; p.pad_r = pd[3];
-  p.dil_h = d[0]; p.dil_w = d[1];
-  p.groups = groups;
-  if (groups > 0 && xs[1] % groups == 0 && ws[1] != xs[1] / groups)
-    throw py::value_error(std::string(op) + ": weight has " + std::to_string(ws[1]) +
-                          " input channels per group, but input has " + std::to_string(xs[1]) +
-                          " channels in " + std::to_string(groups) + " group(s) (expected " +
-                          std::to_string(xs[1] / groups) + ")");
-  p.finalize(op);
-  return p;
-}
 
 std::vector<index_t> shape_of(const farray& a) {
   return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
@@ -57,7 +32,7 @@ struct PyPackedConv2d {
   convcore::Epilogue ep;
 
   farray run(const farray& x, py::object residual) const {
-    auto p = make_params("conv2d", shape_of(x), wshape, stride, pad, dil, groups);
+    auto p = conv_params_from("conv2d", shape_of(x), wshape, stride, pad, dil, groups);
     farray y = empty({p.N, p.K, p.OH, p.OW});
     farray r;
     const float* rp = nullptr;
@@ -98,7 +73,7 @@ void bind_conv(py::module_& m) {
              const index_t dh = dil.size() == 2 ? std::max<index_t>(dil[0], 1) : 1;
              const index_t dw = dil.size() == 2 ? std::max<index_t>(dil[1], 1) : 1;
              std::vector<index_t> xs = {1, ws[1] * groups, (ws[2] - 1) * dh + 1, (ws[3] - 1) * dw + 1};
-             auto p = make_params(op, xs, ws, stride, pad, dil, groups);
+             auto p = conv_params_from(op, xs, ws, stride, pad, dil, groups);
              auto a = parse_algo(algo);
              PyPackedConv2d o;
              o.stride = stride; o.pad = pad; o.dil = dil; o.wshape = ws; o.groups = groups;
@@ -122,7 +97,7 @@ void bind_conv(py::module_& m) {
            py::arg("algo") = "auto")
       .def("run", &PyPackedConv2d::run, py::arg("x"), py::arg("residual") = py::none())
       .def("algo", [](const PyPackedConv2d& o, const std::vector<index_t>& xs) {
-        auto p = make_params("conv2d", xs, o.wshape, o.stride, o.pad, o.dil, o.groups);
+        auto p = conv_params_from("conv2d", xs, o.wshape, o.stride, o.pad, o.dil, o.groups);
         return std::string(convcore::conv_algo_name(o.pk->algo_for(p)));
       }, py::arg("x_shape"));
 
@@ -132,7 +107,7 @@ void bind_conv(py::module_& m) {
          std::vector<index_t> pad, std::vector<index_t> dil, index_t groups, float lo, float hi,
          py::object residual, const std::string& algo) {
         const char* op = "conv2d";
-        auto p = make_params(op, shape_of(x), shape_of(w), stride, pad, dil, groups);
+        auto p = conv_params_from(op, shape_of(x), shape_of(w), stride, pad, dil, groups);
         convcore::Epilogue ep;
         ep.lo = lo; ep.hi = hi;
         farray b, r;
@@ -169,7 +144,7 @@ void bind_conv(py::module_& m) {
          std::vector<index_t> pad, std::vector<index_t> dil, index_t groups, bool need_x,
          bool need_w, bool need_b) {
         const char* op = "conv2d_backward";
-        auto p = make_params(op, shape_of(x), shape_of(w), stride, pad, dil, groups);
+        auto p = conv_params_from(op, shape_of(x), shape_of(w), stride, pad, dil, groups);
         std::vector<index_t> ys = {p.N, p.K, p.OH, p.OW};
         if (shape_of(gy) != ys)
           throw py::value_error("conv2d_backward: grad_out must have the output's shape");
@@ -195,7 +170,7 @@ void bind_conv(py::module_& m) {
   m.def("conv_algo",
         [](std::vector<index_t> xs, std::vector<index_t> ws, std::vector<index_t> stride,
            std::vector<index_t> pad, std::vector<index_t> dil, index_t groups) {
-          auto p = make_params("conv2d", xs, ws, stride, pad, dil, groups);
+          auto p = conv_params_from("conv2d", xs, ws, stride, pad, dil, groups);
           return std::string(convcore::conv_algo_name(convcore::choose_conv_algo(p)));
         });
 }

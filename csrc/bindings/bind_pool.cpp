@@ -1,29 +1,17 @@
 #include "convcore/pool.h"
 #include "ndarray.h"
+#include "params_from_py.h"
 
 namespace convcore_py {
 
 namespace {
 
-convcore::Pool2dParams make_pool(const char* op, const farray& x, const std::vector<index_t>& k,
-                                 const std::vector<index_t>& s, const std::vector<index_t>& pad,
-                                 const std::vector<index_t>& dil, bool ceil_mode,
+convcore::Pool2dParams make_pool(const char* op, const farray& x, const Shape& k, const Shape& s,
+                                 const Shape& pad, const Shape& dil, bool ceil_mode,
                                  bool count_include_pad) {
   check_ndim(op, "input", x, 4);
-  auto ka = to_array<2>(k, op, "kernel_size");
-  auto sa = to_array<2>(s, op, "stride");
-  auto pa = to_array<4>(pad, op, "padding");
-  auto da = to_array<2>(dil, op, "dilation");
-  convcore::Pool2dParams p;
-  p.N = x.shape(0); p.C = x.shape(1); p.H = x.shape(2); p.W = x.shape(3);
-  p.kh = ka[0]; p.kw = ka[1];
-  p.stride_h = sa[0]; p.stride_w = sa[1];
-  p.pad_t = pa[0]; p.pad_l = pa[1]; p.pad_b = pa[2]; p.pad_r = pa[3];
-  p.dil_h = da[0]; p.dil_w = da[1];
-  p.ceil_mode = ceil_mode;
-  p.count_include_pad = count_include_pad;
-  p.finalize(op);
-  return p;
+  return pool_params_from(op, Shape(x.shape(), x.shape() + 4), k, s, pad, dil, ceil_mode,
+                          count_include_pad);
 }
 
 void check_grad(const char* op, const farray& gy, const convcore::Pool2dParams& p) {
