@@ -3,7 +3,9 @@ same thread count) vs torch, on the reference architectures at realistic
 sizes (224x224 classifiers, 320x320 detector/segmenter).
 
 Engines are interleaved in rounds (short sleep between engines); each cell
-keeps the best round's p50. Peak RSS is measured in a fresh child process
+keeps the best round's p50. With --isolate each engine lives in its own
+process (blocked on a pipe between its turns), so one engine's thread pool
+(affinity, spinning) cannot slow the other inside a shared process. Peak RSS is measured in a fresh child process
 that loads and runs the model once (resource.getrusage in the child).
 
     PYTHONPATH=python python3 bench/bench_models.py                 # the issue's set
@@ -69,7 +71,69 @@ def make_engines(path: str, threads: int, want_torch: bool, name: str):
     return engines
 
 
+_WORKER = r"""
+import sys, time, numpy as np
+sys.path.insert(0, sys.argv[5])
+engine, path, threads, name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if engine == "convcore":
+    import convcore
+    s = convcore.InferenceSession(path, threads=threads)
+    fn = lambda x: s.run(None, {"input": x})
+elif engine == "onnxruntime":
+    import onnxruntime as ort
+    so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    fn = lambda x: s.run(None, {"input": x})
+else:
+    import torch
+    from models.archs import build
+    torch.set_num_threads(threads)
+    tm, _ = build(name, size="bench")
+    def fn(x):
+        with torch.inference_mode():
+            return tm(torch.from_numpy(x))
+print("ready", flush=True)
+for line in sys.stdin:
+    batch, runs, shape = line.split(" ", 2)
+    shape = eval(shape)
+    x = np.random.RandomState(0).randn(int(batch), *shape[1:]).astype(np.float32)
+    fn(x)
+    ts = []
+    for _ in range(int(runs)):
+        t0 = time.perf_counter(); fn(x); ts.append(time.perf_counter() - t0)
+    print(float(np.median(ts) * 1e3), flush=True)
+"""
+
+
+class IsolatedEngine:
+    """One engine in its own process; time(x, runs) -> p50 ms."""
+
+    def __init__(self, engine, path, threads, name, shape):
+        import convcore
+        here = os.path.dirname(os.path.dirname(os.path.abspath(convcore.__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]))
+        self.shape = tuple(shape)
+        self.p = subprocess.Popen([sys.executable, "-c", _WORKER, engine, path, str(threads), name,
+                                   os.path.join(HERE, "..", "tests")],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        if self.p.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{engine} worker failed to start")
+
+    def __call__(self, x, runs=5):
+        self.p.stdin.write(f"{x.shape[0]} {runs} {self.shape!r}\n")
+        self.p.stdin.flush()
+        return float(self.p.stdout.readline())
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=60)
+
+
 def time_engine(fn, x, runs: int) -> float:
+    if isinstance(fn, IsolatedEngine):
+        return fn(x, runs)
     fn(x)  # warm-up
     ts = []
     for _ in range(runs):
@@ -144,6 +208,8 @@ def main():
     ap.add_argument("--max-batch8-gflops", type=float, default=60.0,
                     help="skip batch 8 for models heavier than this per batch (slow machine)")
     ap.add_argument("--json", help="also write results here")
+    ap.add_argument("--isolate", action="store_true",
+                    help="each engine in its own process (no cross-engine thread interference)")
     args = ap.parse_args()
     import convcore
     print(f"convcore {convcore.__version__}, cpu_info {convcore.cpu_info()}")
@@ -159,7 +225,11 @@ def main():
                   f"onnxruntime {sc['onnxruntime'] * 1e3:.0f} ms")
             rows.append({"model": name, "session_creation_s": sc})
         for threads in [int(t) for t in args.threads.split(",")]:
-            engines = make_engines(path, threads, not args.no_torch, name)
+            if args.isolate:
+                names = ["convcore", "onnxruntime"] + ([] if args.no_torch else ["torch"])
+                engines = {e: IsolatedEngine(e, path, threads, name, shape) for e in names}
+            else:
+                engines = make_engines(path, threads, not args.no_torch, name)
             for batch in [int(b) for b in args.batches.split(",")]:
                 if batch > 1 and gflops * batch > args.max_batch8_gflops:
                     print(f"  batch {batch}: skipped ({gflops * batch:.0f} GFLOPs per run)")
@@ -183,6 +253,9 @@ def main():
                       f" | speed vs ORT {ratio:.2f}x" +
                       (f" | peak RSS convcore {rss['convcore']:.0f} MB, ORT {rss['onnxruntime']:.0f} MB"
                        if rss else ""))
+            for eng in engines.values():
+                if isinstance(eng, IsolatedEngine):
+                    eng.close()
     lat = [(r["model"], r["p50_ms"]) for r in rows if r.get("threads") == 2 and r.get("batch") == 1]
     if lat:
         g = float(np.exp(np.mean([np.log(p["onnxruntime"] / p["convcore"]) for _, p in lat])))
