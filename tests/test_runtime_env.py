@@ -122,3 +122,17 @@ def test_thread_local_count_is_private_to_its_thread():
     np.testing.assert_array_equal(seen["y"], np.full((1, 3, 3, 3), 18, np.float32))
     with pytest.raises(ValueError, match="set_local_num_threads"):
         _core.set_local_num_threads(-1)
+
+
+def test_hold_workers_nests_and_tolerates_extra_release():
+    from convcore import _core
+    x = np.ones((1, 4, 9, 9), np.float32)
+    w = np.ones((8, 4, 3, 3), np.float32)
+    _core.hold_workers(True)
+    _core.hold_workers(True)
+    y1 = cc.conv2d(x, w, padding=1)
+    _core.hold_workers(False)
+    _core.hold_workers(False)
+    _core.hold_workers(False)  # unbalanced: must not leave the pool held or broken
+    y2 = cc.conv2d(x, w, padding=1)
+    np.testing.assert_array_equal(y1, y2)

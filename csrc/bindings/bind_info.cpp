@@ -1,6 +1,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include "convcore/cpu/job_pool.h"
 #include "convcore/dispatch.h"
 #include "convcore/threading.h"
 #include "ndarray.h"
@@ -27,6 +28,8 @@ void bind_info(py::module_& m) {
   m.def("get_num_threads", &convcore::get_num_threads);
   m.def("set_local_num_threads", &convcore::set_local_num_threads, py::arg("n"));
   m.def("get_local_num_threads", &convcore::get_local_num_threads);
+  m.def("hold_workers", &convcore::hold_workers, py::arg("on"),
+        "keep the kernel workers spinning between calls (the runner, during one run)");
   m.def("cpu_info", []() {
     const auto& t = convcore::kernels();
     const auto f = convcore::cpu_features();

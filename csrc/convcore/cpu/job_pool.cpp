@@ -14,6 +14,8 @@ namespace convcore {
 
 namespace {
 
+std::atomic<int> g_holds{0};
+
 struct Batch {
   const std::function<void(index_t)>* f = nullptr;
   index_t n = 0;
@@ -75,9 +77,15 @@ class Pool {
 #if defined(__x86_64__) || defined(__i386__)
           __builtin_ia32_pause();
 #endif
-          if (i % 64 == 0 &&
-              std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(50))
-            break;
+          if (i % 64 == 0) {
+            const auto spun = std::chrono::steady_clock::now() - t0;
+            const bool held = g_holds.load(std::memory_order_relaxed) > 0;
+            if (spun > (held ? std::chrono::microseconds(20000) : std::chrono::microseconds(50)))
+              break;
+            // Held: stay awake, but give the core to any other runnable
+            // thread (an OpenMP worker of a pooling kernel, say).
+            if (held) std::this_thread::yield();
+          }
         }
         g.lock();
       }
@@ -134,6 +142,11 @@ Pool& pool() {
 }
 
 }  // namespace
+
+void hold_workers(bool on) {
+  if (on) g_holds.fetch_add(1, std::memory_order_relaxed);
+  else if (g_holds.fetch_sub(1, std::memory_order_relaxed) <= 0) g_holds.fetch_add(1);  // unbalanced
+}
 
 void run_jobs(index_t n, const std::function<void(index_t)>& f) {
   if (n <= 0) return;

@@ -18,4 +18,10 @@ namespace convcore {
 // run serially on their caller.
 void run_jobs(index_t n, const std::function<void(index_t)>& f);
 
+// While at least one hold is open, idle workers keep spinning (up to 20 ms
+// between batches) instead of sleeping after ~50 us. The ONNX runner holds
+// the pool for the length of one model run, so the workers are awake for
+// each layer and asleep once run() returns. Calls nest (a counter).
+void hold_workers(bool on);
+
 }  // namespace convcore

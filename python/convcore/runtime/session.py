@@ -153,6 +153,23 @@ class InferenceSession:
         self._plan_for(key, env)
         nbytes = sum(v.nbytes for k, v in env.items())
         env.update(self.graph.constants)
+        # Workers stay awake between this run's layers and sleep once it returns.
+        _core.hold_workers(True)
+        try:
+            env = self._run_with_threads(env)
+        finally:
+            _core.hold_workers(False)
+        out = []
+        for n in names:
+            v = np.asarray(env[n])
+            if not (v.flags.writeable and v.flags.owndata):
+                v = np.array(v, copy=True)   # detach views of constants/inputs
+            out.append(v)
+        del env
+        self._give_back_memory(nbytes)
+        return out
+
+    def _run_with_threads(self, env):
         if self.threads is not None:
             # This session's thread count, for this Python thread and this
             # run only (as onnxruntime's per-session setting): neither the
@@ -165,15 +182,7 @@ class InferenceSession:
                 _core.set_local_num_threads(previous)
         else:
             env = run_nodes(self.graph, self.free_after, env)
-        out = []
-        for n in names:
-            v = np.asarray(env[n])
-            if not (v.flags.writeable and v.flags.owndata):
-                v = np.array(v, copy=True)   # detach views of constants/inputs
-            out.append(v)
-        del env
-        self._give_back_memory(nbytes)
-        return out
+        return env
 
     def _give_back_memory(self, nbytes: int) -> None:
         """After a run at a smaller shape than the largest seen, hand freed heap
