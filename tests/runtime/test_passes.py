@@ -8,6 +8,8 @@ from onnx import helper
 
 import convcore
 
+from gil_probe import turns_while
+
 from .helpers import assert_matches_ort, make_model, rand
 
 
@@ -234,22 +236,9 @@ def test_run_releases_the_gil():
     sess = convcore.InferenceSession(m, threads=1)
     x = rand(4, 64, 56, 56)
     sess.run(None, {"x": x})
-    done, out = threading.Event(), []
-
-    def work():
-        out.append(sess.run(None, {"x": x})[0])
-        done.set()
-
-    t = threading.Thread(target=work)
-    t.start()
-    ticks = 0
-    while not done.is_set():
-        ticks += 1
-        import time
-        time.sleep(0)
-    t.join()
-    assert ticks > 20, ticks
-    assert out[0].shape == (4, 64, 56, 56)
+    turns, y = turns_while(lambda: sess.run(None, {"x": x})[0])
+    assert turns > 20, turns
+    assert y.shape == (4, 64, 56, 56)
 
 
 def test_session_threads_do_not_change_the_global_setting():
