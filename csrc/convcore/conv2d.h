@@ -5,7 +5,9 @@
 
 namespace convcore {
 
-enum class ConvAlgo { Auto, Gemm1x1, Im2colGemm, Depthwise, Winograd3x3, Direct, ImplicitGemm };
+enum class ConvAlgo {
+  Auto, Gemm1x1, Im2colGemm, Depthwise, Winograd3x3, Direct, ImplicitGemm, ShiftedGemm
+};
 const char* conv_algo_name(ConvAlgo a);
 
 // The algorithm conv2d_forward will use for these parameters (one place).

@@ -52,6 +52,7 @@ class PackedConv2d {
   friend struct ConvRunner;
   friend struct WinogradRunner;
   friend struct SmallPlaneRunner;
+  friend struct ShiftedRunner;
 };
 
 // Checks that `algo` can run `p`; throws std::invalid_argument otherwise.

@@ -86,6 +86,17 @@ struct KernelTable {
   // NR-column panels as gemm_block wants them (cpu/kernels/conv_pack.cpp).
   void (*conv_pack_b)(const Conv2dParams& p, const float* x_group, index_t p0, index_t kc,
                       index_t j0, index_t nc, float* Bp) = nullptr;
+  // Shifted GEMM (cpu/kernels/shifted_gemm.cpp): as gemm_block, but row k
+  // of B is read in place at base + offs[k] (+ column), unaligned; reads
+  // reach column roundup(nc, gemm_nr) - 1. shifted_unflatten copies rows of
+  // a result computed over flat columns [j0, j1) of a Wf-wide grid (ow < OW
+  // kept) into output planes (ohw apart) with bias, residual and clamp.
+  void (*gemm_block_shifted)(index_t kc, index_t mc, index_t nc, const float* Ap,
+                             const float* base, const index_t* offs, float* C, index_t ldc,
+                             const GemmTileOut& out) = nullptr;
+  void (*shifted_unflatten)(const float* Cb, index_t ldcb, index_t mc, index_t j0, index_t j1,
+                            index_t Wf, index_t OW, index_t ohw, float* y, const float* res,
+                            const float* bias, bool clamp, float lo, float hi) = nullptr;
   // Winograd F(2x2,3x3) transforms (cpu/kernels/winograd.cpp): the input
   // transform of channels [c0, c0+kc) for tile rows [th0, th1) into 16 B
   // operands (NR panels, Vp + xi*vstride); the output transform of rows

@@ -4,6 +4,10 @@
 //                     packed SGEMM whose B panels are gathered straight from
 //                     the input (no im2col buffer; for 1x1 stride 1 a plain
 //                     panel copy), weights pre-packed (PackedConv2d)
+//   shifted_gemm      the same packed weights times B rows read in place
+//                     from a zero-padded (phase-split for strides) input:
+//                     no packing of B at all (ShiftedRunner; 1x1 stride-1
+//                     layers use it with x itself)
 //   im2col_gemm       explicit im2col tiles + sgemm (the old general path,
 //                     kept as a reference and fallback)
 // Work is split into (image, group, column block, row block) jobs chosen so
@@ -32,6 +36,7 @@ const char* conv_algo_name(ConvAlgo a) {
     case ConvAlgo::Winograd3x3: return "winograd3x3";
     case ConvAlgo::Direct: return "direct";
     case ConvAlgo::ImplicitGemm: return "implicit_gemm";
+    case ConvAlgo::ShiftedGemm: return "shifted_gemm";
   }
   return "?";
 }
@@ -45,9 +50,29 @@ bool winograd_ok(const Conv2dParams& p) {
 }
 // Auto picks Winograd from the geometry alone (so weights can be packed
 // before the input size is known): enough channels on both sides for the
-// transforms to be cheap next to the 16 GEMMs.
+// transforms to be cheap next to the 16 GEMMs. Below 64 the shifted GEMM
+// is faster (measured at 14-112 pixels square, 16-32 channels: 1.1-2x).
 bool winograd_preferred(const Conv2dParams& p) {
-  return winograd_ok(p) && p.C >= 16 && p.K >= 16;
+  return winograd_ok(p) && p.C >= 64 && p.K >= 64;
+}
+// Width of the shifted GEMM's (padded, per-phase) input rows: wide enough
+// that every valid output's taps stay inside its own row. Its flat output
+// has this many columns per row, of which OW are kept.
+index_t shifted_width(const Conv2dParams& p) {
+  const index_t sw = p.stride_w;
+  return std::max((p.W + p.pad_l + p.pad_r + sw - 1) / sw, p.OW + (p.kw - 1) * p.dil_w / sw);
+}
+double shifted_waste(const Conv2dParams& p) {
+  return double(shifted_width(p)) / double(std::max<index_t>(p.OW, 1));
+}
+// Shifted GEMM over implicit GEMM where it measured faster: long enough
+// reductions (below 32 rows, e.g. 3-channel 3x3 stems, its fill and copy-out
+// passes cost more than the packing they save) and few dropped columns
+// (strided layers also pay a gather per phase plane).
+bool shifted_preferred(const Conv2dParams& p) {
+  if (p.Cg() * p.kh * p.kw < 32 || p.OH * p.OW < 64) return false;
+  const bool strided = p.stride_h > 1 || p.stride_w > 1;
+  return shifted_waste(p) <= (strided ? 1.05 : 1.25);
 }
 }  // namespace
 
@@ -55,6 +80,9 @@ ConvAlgo choose_conv_algo(const Conv2dParams& p) {
   if (is_depthwise(p)) return ConvAlgo::Depthwise;
   if (is_1x1(p)) return ConvAlgo::Gemm1x1;
   if (winograd_preferred(p)) return ConvAlgo::Winograd3x3;
+  // Sizes are unknown when weights are packed ahead of the input (H = 0):
+  // both GEMM paths share that packing, the run picks.
+  if (p.OW > 0 && shifted_preferred(p)) return ConvAlgo::ShiftedGemm;
   return ConvAlgo::ImplicitGemm;
 }
 
@@ -62,7 +90,8 @@ void check_conv_algo(const Conv2dParams& p, ConvAlgo a) {
   switch (a) {
     case ConvAlgo::Auto:
     case ConvAlgo::Im2colGemm:
-    case ConvAlgo::ImplicitGemm: return;
+    case ConvAlgo::ImplicitGemm:
+    case ConvAlgo::ShiftedGemm: return;
     case ConvAlgo::Gemm1x1:
       if (!is_1x1(p)) fail("conv2d", "algorithm 'gemm1x1' needs a 1x1 kernel, got ", p.kh, "x", p.kw);
       return;
@@ -337,6 +366,180 @@ struct SmallPlaneRunner {
   }
 };
 
+// Shifted GEMM. Row r = (c, ki, kj) of the implicit-GEMM B matrix is input
+// plane c shifted by the tap's offset once the input is zero-padded and, for
+// stride s, split into its s x s phases (a stride-s conv is a stride-1 conv
+// over the phases). The output is computed over the padded width Wf (each
+// row's Wf - OW extra columns are dropped when copying out), so B is read in
+// place: no per-call packing, only the padded input (about x's size) is
+// written. A 1x1, stride-1, unpadded conv reads x itself and stores into y.
+struct ShiftedRunner {
+  struct Layout {
+    index_t Hf = 0, Wf = 0, P = 1;  // phase-plane size, phases in use
+    bool direct = false;            // B read from x itself
+    std::vector<int> slot;          // phase (ph * stride_w + pw) -> plane, or -1
+  };
+
+  static Layout layout(const Conv2dParams& p) {
+    Layout L;
+    const index_t sh = p.stride_h, sw = p.stride_w;
+    L.direct = p.kh == 1 && p.kw == 1 && sh == 1 && sw == 1 && p.pad_t == 0 && p.pad_l == 0 &&
+               p.OH == p.H && p.OW == p.W;
+    if (L.direct) {
+      L.Hf = p.H;
+      L.Wf = p.W;
+      L.slot = {0};
+      return L;
+    }
+    L.slot.assign(size_t(sh * sw), -1);
+    L.P = 0;
+    for (index_t ki = 0; ki < p.kh; ++ki)
+      for (index_t kj = 0; kj < p.kw; ++kj) {
+        int& s = L.slot[size_t((ki * p.dil_h % sh) * sw + kj * p.dil_w % sw)];
+        if (s < 0) s = int(L.P++);
+      }
+    L.Hf = std::max((p.H + p.pad_t + p.pad_b + sh - 1) / sh, p.OH + (p.kh - 1) * p.dil_h / sh);
+    L.Wf = shifted_width(p);
+    return L;
+  }
+
+  // Zero-padded phase planes of channels [c0, c1) of image n.
+  static void fill(const Conv2dParams& p, const Layout& L, const float* x, float* xb, index_t n,
+                   index_t c0, index_t c1) {
+    const index_t sh = p.stride_h, sw = p.stride_w, plane = L.Hf * L.Wf;
+    for (index_t c = c0; c < c1; ++c) {
+      const float* xc = x + (n * p.C + c) * p.H * p.W;
+      for (index_t ph = 0; ph < sh; ++ph)
+        for (index_t pw = 0; pw < sw; ++pw) {
+          const int s = L.slot[size_t(ph * sw + pw)];
+          if (s < 0) continue;
+          float* d = xb + ((n * p.C + c) * L.P + s) * plane;
+          // columns q whose iw = q*sw + pw - pad_l lies in [0, W)
+          const index_t off = pw - p.pad_l;
+          const index_t qa = off >= 0 ? 0 : (-off + sw - 1) / sw;
+          const index_t qb = std::clamp<index_t>(p.W - off <= 0 ? 0 : (p.W - off - 1) / sw + 1,
+                                                 qa, L.Wf);
+          for (index_t r = 0; r < L.Hf; ++r, d += L.Wf) {
+            const index_t ih = r * sh + ph - p.pad_t;
+            if (ih < 0 || ih >= p.H || qa >= qb) {
+              std::fill(d, d + L.Wf, 0.f);
+              continue;
+            }
+            const float* xr = xc + ih * p.W + off;
+            std::fill(d, d + qa, 0.f);
+            if (sw == 1)
+              std::copy(xr + qa, xr + qb, d + qa);
+            else
+              for (index_t q = qa; q < qb; ++q) d[q] = xr[q * sw];
+            std::fill(d + qb, d + L.Wf, 0.f);
+          }
+        }
+    }
+  }
+
+  static void run(const PackedConv2d& pk, const Conv2dParams& p, const float* x, float* y,
+                  const Epilogue& ep, const float* residual) {
+    const KernelTable& kt = kernels();
+    const Layout L = layout(p);
+    const index_t MR = pk.mr_, KC = pk.kc_, NR = kt.gemm_nr;
+    const index_t Cg = p.Cg(), Kg = p.Kg(), G = p.groups, khw = p.kh * p.kw;
+    const index_t rows = Cg * khw, ohw = p.OH * p.OW, hw = p.H * p.W;
+    const index_t plane = L.Hf * L.Wf, per_ng = Cg * L.P * plane;
+    const index_t nflat = L.direct ? ohw : p.OH * L.Wf;
+    std::vector<index_t> offs(static_cast<size_t>(rows));
+    for (index_t r = 0; r < rows; ++r) {
+      const index_t c = r / khw, ki = (r % khw) / p.kw, kj = r % p.kw;
+      if (L.direct) {
+        offs[size_t(r)] = c * hw;
+        continue;
+      }
+      const index_t dy = ki * p.dil_h, dx = kj * p.dil_w;
+      const int s = L.slot[size_t((dy % p.stride_h) * p.stride_w + dx % p.stride_w)];
+      offs[size_t(r)] = (c * L.P + s) * plane + dy / p.stride_h * L.Wf + dx / p.stride_w;
+    }
+    AlignedFloats xpad;
+    const float* src = x;
+    if (!L.direct) {
+      // Slack past the last plane: whole NR panels read beyond nflat.
+      const index_t total = p.N * G * per_ng, slack = NR + 64;
+      xpad.resize(total + slack);
+      std::fill(xpad.data() + total, xpad.data() + total + slack, 0.f);
+      const index_t chunk = std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(plane * L.P, 1));
+      const index_t per_img = (p.C + chunk - 1) / chunk;
+      run_jobs(p.N * per_img, [&](index_t job) {
+        const index_t n = job / per_img, c0 = (job % per_img) * chunk;
+        fill(p, L, x, xpad.data(), n, c0, std::min(p.C, c0 + chunk));
+      });
+      src = xpad.data();
+    }
+    const index_t panels = (nflat + NR - 1) / NR, mpanels = pk.mpad_ / MR;
+    const index_t max_cols = std::max<index_t>(NR, (index_t(512) * 256 / KC) / NR * NR);
+    const Split sp = choose_split(p.N * G, panels, mpanels, NR, MR, max_cols);
+    const index_t cpj = (panels + sp.cb - 1) / sp.cb, mpj = (mpanels + sp.mb - 1) / sp.mb;
+    const index_t MC = std::max<index_t>(MR, (index_t(256) * 1024 / (KC * 4)) / MR * MR);
+    const float* A = pk.a_.data();
+    const index_t* off = offs.data();
+    run_jobs(p.N * G * sp.cb * sp.mb, [&](index_t job) {
+      const index_t mbi = job % sp.mb, cbi = (job / sp.mb) % sp.cb;
+      const index_t ng = job / (sp.mb * sp.cb), g = ng % G, n = ng / G;
+      const index_t j0 = cbi * cpj * NR, j1 = std::min(nflat, j0 + cpj * NR);
+      const index_t m0 = mbi * mpj * MR, m1 = std::min(Kg, m0 + mpj * MR);
+      if (j0 >= j1 || m0 >= m1) return;
+      const float* base = src + (L.direct ? (n * p.C + g * Cg) * hw : ng * per_ng);
+      const index_t cbase = (n * p.K + g * Kg) * ohw;
+      GemmTileOut o;
+      o.clamp = ep.clamp();
+      o.lo = ep.lo;
+      o.hi = ep.hi;
+      o.ldr = ohw;
+      if (L.direct) {
+        // Whole panels in place; a last partial one is packed (reading it
+        // in place would run past the end of x).
+        const index_t jfull = j0 + (j1 - j0) / NR * NR;
+        float* Bp = jfull < j1 ? b_scratch(KC * NR) : nullptr;
+        for (index_t p0 = 0; p0 < rows; p0 += KC) {
+          const index_t kc = std::min(KC, rows - p0);
+          const float* Ablk = A + g * pk.mpad_ * rows + p0 * pk.mpad_;
+          if (Bp) kt.conv_pack_b(p, base, p0, kc, jfull, j1 - jfull, Bp);
+          for (index_t i0 = m0; i0 < m1; i0 += MC) {
+            const index_t mc = std::min(MC, m1 - i0);
+            o.beta = p0 == 0 ? 0.f : 1.f;
+            o.final = p0 + kc == rows;
+            o.bias = ep.bias ? ep.bias + g * Kg + i0 : nullptr;
+            float* C = y + cbase + i0 * ohw;
+            const float* R = residual ? residual + cbase + i0 * ohw : nullptr;
+            if (jfull > j0) {
+              o.residual = R ? R + j0 : nullptr;
+              kt.gemm_block_shifted(kc, mc, jfull - j0, Ablk + i0 * kc, base + j0, off + p0,
+                                    C + j0, ohw, o);
+            }
+            if (Bp) {
+              o.residual = R ? R + jfull : nullptr;
+              kt.gemm_block(kc, mc, j1 - jfull, Ablk + i0 * kc, Bp, C + jfull, ohw, o);
+            }
+          }
+        }
+        return;
+      }
+      const index_t ldcb = (j1 - j0 + NR - 1) / NR * NR;
+      thread_local AlignedFloats Cb;
+      if (Cb.size < mpj * MR * ldcb) Cb.resize(mpj * MR * ldcb);
+      o.final = false;
+      for (index_t p0 = 0; p0 < rows; p0 += KC) {
+        const index_t kc = std::min(KC, rows - p0);
+        const float* Ablk = A + g * pk.mpad_ * rows + p0 * pk.mpad_;
+        o.beta = p0 == 0 ? 0.f : 1.f;
+        for (index_t i0 = m0; i0 < m1; i0 += MC)
+          kt.gemm_block_shifted(kc, std::min(MC, m1 - i0), ldcb, Ablk + i0 * kc, base + j0,
+                                off + p0, Cb.data() + (i0 - m0) * ldcb, ldcb, o);
+      }
+      kt.shifted_unflatten(Cb.data(), ldcb, m1 - m0, j0, j1, L.Wf, p.OW, ohw,
+                           y + cbase + m0 * ohw, residual ? residual + cbase + m0 * ohw : nullptr,
+                           ep.bias ? ep.bias + g * Kg + m0 : nullptr, ep.clamp(), ep.lo, ep.hi);
+    });
+  }
+};
+
 const float* PackedConv2d::transposed_weights() const {
   std::call_once(bt_once_, [&] {
     const KernelTable& kt = kernels();
@@ -495,14 +698,22 @@ void PackedConv2d::run(const Conv2dParams& p, const float* x, float* y, const Ep
   if (p.N == 0) return;
   const ConvAlgo a = algo_for(p);
   check_conv_algo(p, a);
-  if ((a == ConvAlgo::Winograd3x3) != wino_ && (a == ConvAlgo::Winograd3x3 || a == ConvAlgo::ImplicitGemm || a == ConvAlgo::Gemm1x1))
+  if ((a == ConvAlgo::Winograd3x3) != wino_ && (a == ConvAlgo::Winograd3x3 || a == ConvAlgo::ImplicitGemm || a == ConvAlgo::Gemm1x1 ||
+                                       a == ConvAlgo::ShiftedGemm))
     fail("conv2d", "internal error: weights were packed for another algorithm");
   switch (a) {
     case ConvAlgo::Depthwise: run_depthwise(p, x, w_.data(), y, ep, residual); break;
     case ConvAlgo::Im2colGemm: run_im2col_gemm(p, x, w_.data(), y, ep, residual); break;
     case ConvAlgo::Winograd3x3: WinogradRunner::run(*this, p, x, y, ep, residual); break;
+    case ConvAlgo::ShiftedGemm: ShiftedRunner::run(*this, p, x, y, ep, residual); break;
     default:
-      if (SmallPlaneRunner::applies(kernels(), p))
+      // 1x1 stride-1 layers read x in place (shifted GEMM, direct layout)
+      // unless the plane is small enough for the 7-row transposed tiles.
+      if (SmallPlaneRunner::applies(kernels(), p) && p.OH * p.OW < 100)
+        SmallPlaneRunner::run(*this, p, x, y, ep, residual);
+      else if (a == ConvAlgo::Gemm1x1 && ShiftedRunner::layout(p).direct)
+        ShiftedRunner::run(*this, p, x, y, ep, residual);
+      else if (SmallPlaneRunner::applies(kernels(), p))
         SmallPlaneRunner::run(*this, p, x, y, ep, residual);
       else
         ConvRunner::gemm(*this, p, x, y, ep, residual);

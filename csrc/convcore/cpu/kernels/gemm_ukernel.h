@@ -47,10 +47,28 @@ inline void store_tile(const V (&acc)[MR][NV], float* C, index_t ldc, const floa
   }
 }
 
-// C[mr x nr] (op)= Ap[kc][MR] * Bp[kc][NR]; mr <= MR, nr <= NR.
-template <int MR, int NV>
-inline void micro_kernel(index_t kc, const float* __restrict Ap, const float* __restrict Bp,
-                         float* C, index_t ldc, index_t mr, index_t nr, const GemmTileOut& o) {
+// Where the micro-kernel reads row k of its B panel (NR floats, NV vectors).
+// Packed: consecutive aligned NR-float rows (gemm_pack / conv_pack_b).
+struct PackedB {
+  const float* p;
+  template <int NR>
+  const float* row(index_t k) const { return p + k * NR; }
+  static V load(const float* r) { return vloada(r); }
+};
+// Shifted: row k starts at base + offs[k], any alignment (the shifted-GEMM
+// convolution reads its B rows straight from a zero-padded input).
+struct ShiftedB {
+  const float* base;
+  const index_t* offs;
+  template <int NR>
+  const float* row(index_t k) const { return base + offs[k]; }
+  static V load(const float* r) { return vload(r); }
+};
+
+// C[mr x nr] (op)= Ap[kc][MR] * B[kc][NR]; mr <= MR, nr <= NR.
+template <int MR, int NV, class BSrc>
+inline void micro_kernel_src(index_t kc, const float* __restrict Ap, BSrc B, float* C,
+                             index_t ldc, index_t mr, index_t nr, const GemmTileOut& o) {
   constexpr int NR = NV * kVW;
   V acc[MR][NV];
 #pragma GCC unroll 16
@@ -60,9 +78,10 @@ inline void micro_kernel(index_t kc, const float* __restrict Ap, const float* __
 
 #pragma GCC unroll 2
   for (index_t k = 0; k < kc; ++k) {
+    const float* __restrict br = B.template row<NR>(k);
     V b[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) b[v] = vloada(Bp + v * kVW);
+    for (int v = 0; v < NV; ++v) b[v] = BSrc::load(br + v * kVW);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const V a = vbcast(Ap + i);
@@ -70,7 +89,6 @@ inline void micro_kernel(index_t kc, const float* __restrict Ap, const float* __
       for (int v = 0; v < NV; ++v) acc[i][v] = vfma(a, b[v], acc[i][v]);
     }
     Ap += MR;
-    Bp += NR;
   }
 
   const float* R = o.final ? o.residual : nullptr;
@@ -89,6 +107,12 @@ inline void micro_kernel(index_t kc, const float* __restrict Ap, const float* __
   store_tile<MR, NV>(acc, tc, NR, R ? tr : nullptr, NR, o, mr);
   for (index_t i = 0; i < mr; ++i)
     for (index_t j = 0; j < nr; ++j) C[i * ldc + j] = tc[i * NR + j];
+}
+
+template <int MR, int NV>
+inline void micro_kernel(index_t kc, const float* __restrict Ap, const float* __restrict Bp,
+                         float* C, index_t ldc, index_t mr, index_t nr, const GemmTileOut& o) {
+  micro_kernel_src<MR, NV>(kc, Ap, PackedB{Bp}, C, ldc, mr, nr, o);
 }
 
 // All MR x NR tiles of an mc x nc block; the B micro-panel stays in L1 while

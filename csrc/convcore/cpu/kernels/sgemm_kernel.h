@@ -25,6 +25,11 @@ void winograd_output(const Conv2dParams& p, const float* M, index_t mstride, ind
                      const float* res_img, const float* bias, bool clamp, float lo, float hi);
 void conv_pack_b(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, index_t j0,
                  index_t nc, float* Bp);
+void gemm_block_shifted(index_t kc, index_t mc, index_t nc, const float* Ap, const float* base,
+                        const index_t* offs, float* C, index_t ldc, const GemmTileOut& out);
+void shifted_unflatten(const float* Cb, index_t ldcb, index_t mc, index_t j0, index_t j1,
+                       index_t Wf, index_t OW, index_t ohw, float* y, const float* res,
+                       const float* bias, bool clamp, float lo, float hi);
 void depthwise(const Conv2dParams& p, const float* x, const float* w, const float* bias,
                float* y, const float* residual, bool clamp, float lo, float hi, index_t nk0,
                index_t nk1);

@@ -27,6 +27,8 @@ void fill_table(KernelTable& t) {
   t.gemm_block = &gemm_block;
   t.depthwise = &depthwise;
   t.conv_pack_b = &conv_pack_b;
+  t.gemm_block_shifted = &gemm_block_shifted;
+  t.shifted_unflatten = &shifted_unflatten;
   t.winograd_input = &winograd_input;
   t.winograd_output = &winograd_output;
 #if defined(CONVCORE_ISA_avx512)
