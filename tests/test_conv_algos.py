@@ -138,9 +138,10 @@ def test_auto_choice():
     assert conv_algorithm((1, 64, 56, 56), (64, 64, 3, 3), padding=1, stride=2) == "shifted_gemm"
     assert conv_algorithm((1, 32, 56, 56), (64, 32, 3, 3), padding=1) == "shifted_gemm"
     assert conv_algorithm((1, 3, 224, 224), (64, 3, 7, 7), padding=3, stride=2) == "shifted_gemm"
-    # 3-channel 3x3 stems (27 rows) and strided layers that drop many columns
-    assert conv_algorithm((1, 3, 56, 56), (64, 3, 3, 3), padding=1) == "implicit_gemm"
-    assert conv_algorithm((1, 64, 14, 14), (64, 64, 3, 3), padding=1, stride=2) == "implicit_gemm"
+    assert conv_algorithm((1, 3, 224, 224), (32, 3, 3, 3), padding=1, stride=2) == "shifted_gemm"
+    # many output channels (B packing cheap per channel) and many dropped columns
+    assert conv_algorithm((1, 256, 28, 28), (256, 256, 3, 3), padding=1, stride=2) == "implicit_gemm"
+    assert conv_algorithm((1, 512, 14, 14), (512, 512, 3, 3), padding=1, stride=2) == "implicit_gemm"
 
 
 def test_forced_algorithm_that_does_not_apply():

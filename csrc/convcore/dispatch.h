@@ -97,6 +97,13 @@ struct KernelTable {
   void (*shifted_unflatten)(const float* Cb, index_t ldcb, index_t mc, index_t j0, index_t j1,
                             index_t Wf, index_t OW, index_t ohw, float* y, const float* res,
                             const float* bias, bool clamp, float lo, float hi) = nullptr;
+  // Optional (masked stores): as gemm_block_shifted over flat columns
+  // [j0, j1), but each tile's row pieces are stored straight into the
+  // output planes (C: row 0's plane, ldc apart; residual alike), dropping
+  // the Wf - OW padding columns: no copy-out pass.
+  void (*gemm_block_flat)(index_t kc, index_t mc, index_t j0, index_t j1, const float* Ap,
+                          const float* base, const index_t* offs, index_t Wf, index_t OW,
+                          float* C, index_t ldc, const GemmTileOut& out) = nullptr;
   // Winograd F(2x2,3x3) transforms (cpu/kernels/winograd.cpp): the input
   // transform of channels [c0, c0+kc) for tile rows [th0, th1) into 16 B
   // operands (NR panels, Vp + xi*vstride); the output transform of rows

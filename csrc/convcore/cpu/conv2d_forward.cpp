@@ -65,14 +65,15 @@ index_t shifted_width(const Conv2dParams& p) {
 double shifted_waste(const Conv2dParams& p) {
   return double(shifted_width(p)) / double(std::max<index_t>(p.OW, 1));
 }
-// Shifted GEMM over implicit GEMM where it measured faster: long enough
-// reductions (below 32 rows, e.g. 3-channel 3x3 stems, its fill and copy-out
-// passes cost more than the packing they save) and few dropped columns
-// (strided layers also pay a gather per phase plane).
+// Shifted GEMM over implicit GEMM where it measured faster: it computes the
+// dropped padding columns (waste) but packs nothing, while implicit GEMM's
+// B packing costs about 24 output channels' worth of work per column
+// (choose_split's model), i.e. a lot for layers with few output channels.
+// Strided layers also pay a gather into their phase planes.
 bool shifted_preferred(const Conv2dParams& p) {
-  if (p.Cg() * p.kh * p.kw < 32 || p.OH * p.OW < 64) return false;
   const bool strided = p.stride_h > 1 || p.stride_w > 1;
-  return shifted_waste(p) <= (strided ? 1.05 : 1.25);
+  const double pack = 1.0 + 24.0 / double(std::max<index_t>(p.Kg(), 1));
+  return shifted_waste(p) * (strided ? 1.04 : 1.0) <= pack;
 }
 }  // namespace
 
@@ -517,6 +518,21 @@ struct ShiftedRunner {
               o.residual = R ? R + jfull : nullptr;
               kt.gemm_block(kc, mc, j1 - jfull, Ablk + i0 * kc, Bp, C + jfull, ohw, o);
             }
+          }
+        }
+        return;
+      }
+      if (kt.gemm_block_flat) {  // tiles stored straight into y, padding dropped
+        for (index_t p0 = 0; p0 < rows; p0 += KC) {
+          const index_t kc = std::min(KC, rows - p0);
+          const float* Ablk = A + g * pk.mpad_ * rows + p0 * pk.mpad_;
+          o.beta = p0 == 0 ? 0.f : 1.f;
+          o.final = p0 + kc == rows;
+          for (index_t i0 = m0; i0 < m1; i0 += MC) {
+            o.bias = ep.bias ? ep.bias + g * Kg + i0 : nullptr;
+            o.residual = residual ? residual + cbase + i0 * ohw : nullptr;
+            kt.gemm_block_flat(kc, std::min(MC, m1 - i0), j0, j1, Ablk + i0 * kc, base,
+                               off + p0, L.Wf, p.OW, y + cbase + i0 * ohw, ohw, o);
           }
         }
         return;

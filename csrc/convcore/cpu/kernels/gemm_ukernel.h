@@ -65,12 +65,12 @@ struct ShiftedB {
   static V load(const float* r) { return vload(r); }
 };
 
-// C[mr x nr] (op)= Ap[kc][MR] * B[kc][NR]; mr <= MR, nr <= NR.
+// acc = Ap[kc][MR] * B[kc][NR] (the register tile; inlined so acc stays in
+// registers).
 template <int MR, int NV, class BSrc>
-inline void micro_kernel_src(index_t kc, const float* __restrict Ap, BSrc B, float* C,
-                             index_t ldc, index_t mr, index_t nr, const GemmTileOut& o) {
+__attribute__((always_inline)) inline void accumulate(index_t kc, const float* __restrict Ap,
+                                                      BSrc B, V (&acc)[MR][NV]) {
   constexpr int NR = NV * kVW;
-  V acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
@@ -90,6 +90,15 @@ inline void micro_kernel_src(index_t kc, const float* __restrict Ap, BSrc B, flo
     }
     Ap += MR;
   }
+}
+
+// C[mr x nr] (op)= Ap[kc][MR] * B[kc][NR]; mr <= MR, nr <= NR.
+template <int MR, int NV, class BSrc>
+inline void micro_kernel_src(index_t kc, const float* __restrict Ap, BSrc B, float* C,
+                             index_t ldc, index_t mr, index_t nr, const GemmTileOut& o) {
+  constexpr int NR = NV * kVW;
+  V acc[MR][NV];
+  accumulate<MR, NV>(kc, Ap, B, acc);
 
   const float* R = o.final ? o.residual : nullptr;
   if (mr == MR && nr == NR) {

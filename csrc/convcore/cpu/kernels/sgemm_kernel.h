@@ -27,6 +27,11 @@ void conv_pack_b(const Conv2dParams& p, const float* xg, index_t p0, index_t kc,
                  index_t nc, float* Bp);
 void gemm_block_shifted(index_t kc, index_t mc, index_t nc, const float* Ap, const float* base,
                         const index_t* offs, float* C, index_t ldc, const GemmTileOut& out);
+#if defined(CONVCORE_ISA_avx512) || defined(CONVCORE_ISA_avx2)
+void gemm_block_flat(index_t kc, index_t mc, index_t j0, index_t j1, const float* Ap,
+                     const float* base, const index_t* offs, index_t Wf, index_t OW, float* C,
+                     index_t ldc, const GemmTileOut& out);
+#endif
 void shifted_unflatten(const float* Cb, index_t ldcb, index_t mc, index_t j0, index_t j1,
                        index_t Wf, index_t OW, index_t ohw, float* y, const float* res,
                        const float* bias, bool clamp, float lo, float hi);

@@ -25,6 +25,111 @@ void gemm_block_shifted(index_t kc, index_t mc, index_t nc, const float* Ap, con
   }
 }
 
+#if defined(CONVCORE_ISA_avx512) || defined(CONVCORE_ISA_avx2)
+namespace {
+
+// One output-row piece of a tile: lanes [t0, t1) of its NR flat columns,
+// stored at plane offset out + lane (so lane t0 lands on its pixel).
+struct Seg {
+  int t0, t1;
+  index_t out;
+};
+
+#if defined(CONVCORE_ISA_avx512)
+typedef __mmask16 Mask;
+inline Mask lane_mask(int lo, int hi) {  // lanes [lo, hi) of one vector
+  return Mask(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+inline V mload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+inline void mstore(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+#else
+typedef __m256i Mask;
+inline Mask lane_mask(int lo, int hi) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), idx),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), idx));
+}
+inline V mload(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+inline void mstore(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
+#endif
+
+// The tile's rows (< mr) into their output planes, one row piece at a time;
+// whole vectors go out with plain stores, partial ones masked (masked-off
+// lanes are never touched, so pieces next to the plane's ends are safe).
+template <int MR, int NV>
+inline void store_segments(const V (&acc)[MR][NV], const Seg* segs, int ns, float* C,
+                           index_t ldc, const GemmTileOut& o, index_t mr) {
+  const V beta = vset1(o.beta), lo = vset1(o.lo), hi = vset1(o.hi);
+  const float* R = o.final ? o.residual : nullptr;
+  for (int s = 0; s < ns; ++s) {
+    const Seg g = segs[s];
+    Mask m[NV];
+    int kind[NV];  // 0: no lanes, 1: some, 2: all
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const int a = std::max(g.t0 - v * kVW, 0), b = std::min(g.t1 - v * kVW, int(kVW));
+      kind[v] = b <= a ? 0 : (b - a == kVW ? 2 : 1);
+      if (kind[v] == 1) m[v] = lane_mask(a, b);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      if (i >= mr) continue;
+      const V bias = vset1(o.final && o.bias ? o.bias[i] : 0.f);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        if (kind[v] == 0) continue;
+        const bool full = kind[v] == 2;
+        float* p = C + i * ldc + g.out + v * kVW;
+        V r = acc[i][v];
+        if (o.beta != 0.f) r = vfma(beta, full ? vload(p) : mload(p, m[v]), r);
+        if (o.final) {
+          if (o.bias) r = vadd(r, bias);
+          if (R) {
+            const float* q = R + i * o.ldr + g.out + v * kVW;
+            r = vadd(r, full ? vload(q) : mload(q, m[v]));
+          }
+          if (o.clamp) r = vminv(vmaxv(r, lo), hi);
+        }
+        if (full)
+          vstore(p, r);
+        else
+          mstore(p, m[v], r);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_block_flat(index_t kc, index_t mc, index_t j0, index_t j1, const float* Ap,
+                     const float* base, const index_t* offs, index_t Wf, index_t OW, float* C,
+                     index_t ldc, const GemmTileOut& out) {
+  Seg segs[kNR + 1];
+  for (index_t j = j0; j < j1; j += kNR) {
+    const index_t jend = std::min(j1, j + kNR);
+    int ns = 0;
+    for (index_t c = j; c < jend;) {
+      const index_t oh = c / Wf, ow = c % Wf;
+      const index_t row_end = std::min(jend, c + (Wf - ow));
+      const index_t valid_end = std::min(row_end, c + std::max<index_t>(0, OW - ow));
+      if (valid_end > c) segs[ns++] = {int(c - j), int(valid_end - j), oh * OW + ow - (c - j)};
+      c = row_end;
+    }
+    if (ns == 0) continue;
+    const ShiftedB B{base + j, offs};
+    for (index_t ir = 0; ir < mc; ir += kMR) {
+      GemmTileOut o = out;
+      if (o.bias) o.bias += ir;
+      if (o.residual) o.residual += ir * o.ldr;
+      V acc[kMR][kNV];
+      accumulate<kMR, kNV>(kc, Ap + ir * kc, B, acc);
+      store_segments<kMR, kNV>(acc, segs, ns, C + ir * ldc, ldc, o,
+                               std::min<index_t>(kMR, mc - ir));
+    }
+  }
+}
+#endif
+
 void shifted_unflatten(const float* Cb, index_t ldcb, index_t mc, index_t j0, index_t j1,
                        index_t Wf, index_t OW, index_t ohw, float* y, const float* res,
                        const float* bias, bool clamp, float lo, float hi) {

@@ -29,6 +29,11 @@ void fill_table(KernelTable& t) {
   t.conv_pack_b = &conv_pack_b;
   t.gemm_block_shifted = &gemm_block_shifted;
   t.shifted_unflatten = &shifted_unflatten;
+#if defined(CONVCORE_ISA_avx512) || defined(CONVCORE_ISA_avx2)
+  t.gemm_block_flat = &gemm_block_flat;
+#else
+  t.gemm_block_flat = nullptr;
+#endif
   t.winograd_input = &winograd_input;
   t.winograd_output = &winograd_output;
 #if defined(CONVCORE_ISA_avx512)
