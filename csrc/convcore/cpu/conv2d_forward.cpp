@@ -407,6 +407,7 @@ struct ShiftedRunner {
   // Zero-padded phase planes of channels [c0, c1) of image n.
   static void fill(const Conv2dParams& p, const Layout& L, const float* x, float* xb, index_t n,
                    index_t c0, index_t c1) {
+    const KernelTable& kt = kernels();
     const index_t sh = p.stride_h, sw = p.stride_w, plane = L.Hf * L.Wf;
     for (index_t c = c0; c < c1; ++c) {
       const float* xc = x + (n * p.C + c) * p.H * p.W;
@@ -415,24 +416,12 @@ struct ShiftedRunner {
           const int s = L.slot[size_t(ph * sw + pw)];
           if (s < 0) continue;
           float* d = xb + ((n * p.C + c) * L.P + s) * plane;
-          // columns q whose iw = q*sw + pw - pad_l lies in [0, W)
-          const index_t off = pw - p.pad_l;
-          const index_t qa = off >= 0 ? 0 : (-off + sw - 1) / sw;
-          const index_t qb = std::clamp<index_t>(p.W - off <= 0 ? 0 : (p.W - off - 1) / sw + 1,
-                                                 qa, L.Wf);
           for (index_t r = 0; r < L.Hf; ++r, d += L.Wf) {
             const index_t ih = r * sh + ph - p.pad_t;
-            if (ih < 0 || ih >= p.H || qa >= qb) {
+            if (ih < 0 || ih >= p.H)
               std::fill(d, d + L.Wf, 0.f);
-              continue;
-            }
-            const float* xr = xc + ih * p.W + off;
-            std::fill(d, d + qa, 0.f);
-            if (sw == 1)
-              std::copy(xr + qa, xr + qb, d + qa);
             else
-              for (index_t q = qa; q < qb; ++q) d[q] = xr[q * sw];
-            std::fill(d + qb, d + L.Wf, 0.f);
+              kt.shifted_fill_row(xc + ih * p.W, p.W, sw, pw - p.pad_l, L.Wf, d);
           }
         }
     }

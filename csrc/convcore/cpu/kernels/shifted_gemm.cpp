@@ -130,6 +130,25 @@ void gemm_block_flat(index_t kc, index_t mc, index_t j0, index_t j1, const float
 }
 #endif
 
+void shifted_fill_row(const float* xr, index_t W, index_t sw, index_t off, index_t Wf,
+                      float* d) {
+  // columns q whose iw = q*sw + off lies in [0, W)
+  const index_t qa = std::min(Wf, off >= 0 ? index_t(0) : (-off + sw - 1) / sw);
+  const index_t qb = std::clamp<index_t>(W - off <= 0 ? 0 : (W - off - 1) / sw + 1, qa, Wf);
+  std::fill(d, d + qa, 0.f);
+  const float* src = xr + off;  // src[q * sw]: column q
+  index_t q = qa;
+  if (sw == 1) {
+    std::copy(src + qa, src + qb, d + qa);
+    q = qb;
+  } else if (sw == 2) {
+    // even-lane gathers while the 2*kVW floats read stay inside the row
+    for (; q + kVW <= qb && off + 2 * (q + kVW) <= W; q += kVW) vstore(d + q, vload_even(src + 2 * q));
+  }
+  for (; q < qb; ++q) d[q] = src[q * sw];
+  std::fill(d + qb, d + Wf, 0.f);
+}
+
 void shifted_unflatten(const float* Cb, index_t ldcb, index_t mc, index_t j0, index_t j1,
                        index_t Wf, index_t OW, index_t ohw, float* y, const float* res,
                        const float* bias, bool clamp, float lo, float hi) {
