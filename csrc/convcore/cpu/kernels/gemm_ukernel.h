@@ -124,20 +124,24 @@ inline void micro_kernel(index_t kc, const float* __restrict Ap, const float* __
   micro_kernel_src<MR, NV>(kc, Ap, PackedB{Bp}, C, ldc, mr, nr, o);
 }
 
-// All MR x NR tiles of an mc x nc block; the B micro-panel stays in L1 while
-// the A panels stream from L2.
+// All MR x NR tiles of an mc x nc block, row panels outer: the A
+// micro-panel stays in L1 while the B panels stream from L2, and each row
+// panel of C (and of a residual) is written as MR sequential streams the
+// prefetchers follow (column-outer order touches every row of the block per
+// panel: measured up to 1.3x slower on wide layers with a residual).
 template <int MR, int NV>
 void gemm_block_t(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp,
                   float* C, index_t ldc, const GemmTileOut& out) {
   constexpr int NR = NV * kVW;
-  for (index_t jr = 0; jr < nc; jr += NR) {
-    const index_t nr = std::min<index_t>(NR, nc - jr);
-    for (index_t ir = 0; ir < mc; ir += MR) {
-      GemmTileOut o = out;
-      if (o.bias) o.bias += ir;
-      if (o.residual) o.residual += ir * o.ldr + jr;
-      micro_kernel<MR, NV>(kc, Ap + ir * kc, Bp + jr * kc, C + ir * ldc + jr, ldc,
-                           std::min<index_t>(MR, mc - ir), nr, o);
+  for (index_t ir = 0; ir < mc; ir += MR) {
+    GemmTileOut o = out;
+    if (o.bias) o.bias += ir;
+    const float* R = o.residual ? o.residual + ir * o.ldr : nullptr;
+    const index_t mr = std::min<index_t>(MR, mc - ir);
+    for (index_t jr = 0; jr < nc; jr += NR) {
+      if (R) o.residual = R + jr;
+      micro_kernel<MR, NV>(kc, Ap + ir * kc, Bp + jr * kc, C + ir * ldc + jr, ldc, mr,
+                           std::min<index_t>(NR, nc - jr), o);
     }
   }
 }

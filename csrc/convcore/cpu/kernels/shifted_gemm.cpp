@@ -3,6 +3,7 @@
 // offs[k]), and the copy of the flat, padded-width result into the output
 // planes with the epilogue. See ShiftedRunner in cpu/conv2d_forward.cpp.
 #include <algorithm>
+#include <vector>
 
 #include "convcore/cpu/kernels/sgemm_kernel.h"
 
@@ -10,17 +11,22 @@ namespace convcore {
 namespace cpu {
 namespace CONVCORE_ISA {
 
+// Row panels outer, column panels inner: each MR-row panel of C (and of the
+// residual) is then written (read) as MR sequential streams, which the
+// hardware prefetchers follow; column-outer order touches every row of the
+// block per panel, hundreds of streams for a wide layer (measured 1.5x
+// slower with a residual on 56x56 planes). B stays in L2 for the job.
 void gemm_block_shifted(index_t kc, index_t mc, index_t nc, const float* Ap, const float* base,
                         const index_t* offs, float* C, index_t ldc, const GemmTileOut& out) {
-  for (index_t jr = 0; jr < nc; jr += kNR) {
-    const index_t nr = std::min<index_t>(kNR, nc - jr);
-    const ShiftedB B{base + jr, offs};
-    for (index_t ir = 0; ir < mc; ir += kMR) {
-      GemmTileOut o = out;
-      if (o.bias) o.bias += ir;
-      if (o.residual) o.residual += ir * o.ldr + jr;
-      micro_kernel_src<kMR, kNV>(kc, Ap + ir * kc, B, C + ir * ldc + jr, ldc,
-                                 std::min<index_t>(kMR, mc - ir), nr, o);
+  for (index_t ir = 0; ir < mc; ir += kMR) {
+    GemmTileOut o = out;
+    if (o.bias) o.bias += ir;
+    const float* R = o.residual ? o.residual + ir * o.ldr : nullptr;
+    const index_t mr = std::min<index_t>(kMR, mc - ir);
+    for (index_t jr = 0; jr < nc; jr += kNR) {
+      if (R) o.residual = R + jr;
+      micro_kernel_src<kMR, kNV>(kc, Ap + ir * kc, ShiftedB{base + jr, offs}, C + ir * ldc + jr,
+                                 ldc, mr, std::min<index_t>(kNR, nc - jr), o);
     }
   }
 }
@@ -104,27 +110,36 @@ inline void store_segments(const V (&acc)[MR][NV], const Seg* segs, int ns, floa
 void gemm_block_flat(index_t kc, index_t mc, index_t j0, index_t j1, const float* Ap,
                      const float* base, const index_t* offs, index_t Wf, index_t OW, float* C,
                      index_t ldc, const GemmTileOut& out) {
-  Seg segs[kNR + 1];
-  for (index_t j = j0; j < j1; j += kNR) {
-    const index_t jend = std::min(j1, j + kNR);
-    int ns = 0;
+  // Row pieces of every column panel, found once (a few divisions each).
+  const index_t np = (j1 - j0 + kNR - 1) / kNR;
+  thread_local std::vector<Seg> segs;
+  thread_local std::vector<int> first;
+  segs.clear();
+  first.assign(size_t(np + 1), 0);
+  for (index_t jp = 0; jp < np; ++jp) {
+    const index_t j = j0 + jp * kNR, jend = std::min(j1, j + kNR);
+    first[size_t(jp)] = int(segs.size());
     for (index_t c = j; c < jend;) {
       const index_t oh = c / Wf, ow = c % Wf;
       const index_t row_end = std::min(jend, c + (Wf - ow));
       const index_t valid_end = std::min(row_end, c + std::max<index_t>(0, OW - ow));
-      if (valid_end > c) segs[ns++] = {int(c - j), int(valid_end - j), oh * OW + ow - (c - j)};
+      if (valid_end > c) segs.push_back({int(c - j), int(valid_end - j), oh * OW + ow - (c - j)});
       c = row_end;
     }
-    if (ns == 0) continue;
-    const ShiftedB B{base + j, offs};
-    for (index_t ir = 0; ir < mc; ir += kMR) {
-      GemmTileOut o = out;
-      if (o.bias) o.bias += ir;
-      if (o.residual) o.residual += ir * o.ldr;
+  }
+  first[size_t(np)] = int(segs.size());
+  // Row panels outer (sequential output streams; see gemm_block_shifted).
+  for (index_t ir = 0; ir < mc; ir += kMR) {
+    GemmTileOut o = out;
+    if (o.bias) o.bias += ir;
+    if (o.residual) o.residual += ir * o.ldr;
+    const index_t mr = std::min<index_t>(kMR, mc - ir);
+    for (index_t jp = 0; jp < np; ++jp) {
+      const int s0 = first[size_t(jp)], ns = first[size_t(jp + 1)] - s0;
+      if (ns == 0) continue;
       V acc[kMR][kNV];
-      accumulate<kMR, kNV>(kc, Ap + ir * kc, B, acc);
-      store_segments<kMR, kNV>(acc, segs, ns, C + ir * ldc, ldc, o,
-                               std::min<index_t>(kMR, mc - ir));
+      accumulate<kMR, kNV>(kc, Ap + ir * kc, ShiftedB{base + j0 + jp * kNR, offs}, acc);
+      store_segments<kMR, kNV>(acc, segs.data() + s0, ns, C + ir * ldc, ldc, o, mr);
     }
   }
 }
