@@ -484,13 +484,17 @@ struct ShiftedRunner {
       o.ldr = ohw;
       if (L.direct) {
         // Whole panels in place; a last partial one is packed (reading it
-        // in place would run past the end of x).
+        // in place would run past the end of x), in narrow panels where the
+        // ISA has them (14x14 planes: 4 columns of a 32-wide panel used).
         const index_t jfull = j0 + (j1 - j0) / NR * NR;
+        const bool narrow_tail = kt.gemm_nr_small > 0;
+        auto pack_tail = narrow_tail ? kt.conv_pack_b_small : kt.conv_pack_b;
+        auto block_tail = narrow_tail ? kt.gemm_block_small : kt.gemm_block;
         float* Bp = jfull < j1 ? b_scratch(KC * NR) : nullptr;
         for (index_t p0 = 0; p0 < rows; p0 += KC) {
           const index_t kc = std::min(KC, rows - p0);
           const float* Ablk = A + g * pk.mpad_ * rows + p0 * pk.mpad_;
-          if (Bp) kt.conv_pack_b(p, base, p0, kc, jfull, j1 - jfull, Bp);
+          if (Bp) pack_tail(p, base, p0, kc, jfull, j1 - jfull, Bp);
           for (index_t i0 = m0; i0 < m1; i0 += MC) {
             const index_t mc = std::min(MC, m1 - i0);
             o.beta = p0 == 0 ? 0.f : 1.f;
@@ -505,7 +509,7 @@ struct ShiftedRunner {
             }
             if (Bp) {
               o.residual = R ? R + jfull : nullptr;
-              kt.gemm_block(kc, mc, j1 - jfull, Ablk + i0 * kc, Bp, C + jfull, ohw, o);
+              block_tail(kc, mc, j1 - jfull, Ablk + i0 * kc, Bp, C + jfull, ohw, o);
             }
           }
         }

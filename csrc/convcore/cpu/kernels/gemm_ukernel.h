@@ -64,6 +64,18 @@ struct ShiftedB {
   const float* row(index_t k) const { return base + offs[k]; }
   static V load(const float* r) { return vload(r); }
 };
+// As ShiftedB, and each row's next NR columns are prefetched: the first
+// row panel of a block pulls B from memory as hundreds of row streams (one
+// per k), too many for the hardware prefetchers to follow.
+struct ShiftedBPrefetch : ShiftedB {
+  template <int NR>
+  const float* row(index_t k) const {
+    const float* r = base + offs[k];
+    __builtin_prefetch(r + NR);
+    __builtin_prefetch(r + NR + 16);
+    return r;
+  }
+};
 
 // acc = Ap[kc][MR] * B[kc][NR] (the register tile; inlined so acc stays in
 // registers).

@@ -25,8 +25,13 @@ void gemm_block_shifted(index_t kc, index_t mc, index_t nc, const float* Ap, con
     const index_t mr = std::min<index_t>(kMR, mc - ir);
     for (index_t jr = 0; jr < nc; jr += kNR) {
       if (R) o.residual = R + jr;
-      micro_kernel_src<kMR, kNV>(kc, Ap + ir * kc, ShiftedB{base + jr, offs}, C + ir * ldc + jr,
-                                 ldc, mr, std::min<index_t>(kNR, nc - jr), o);
+      const index_t nr = std::min<index_t>(kNR, nc - jr);
+      if (ir == 0)
+        micro_kernel_src<kMR, kNV>(kc, Ap, ShiftedBPrefetch{{base + jr, offs}}, C + jr, ldc, mr,
+                                   nr, o);
+      else
+        micro_kernel_src<kMR, kNV>(kc, Ap + ir * kc, ShiftedB{base + jr, offs},
+                                   C + ir * ldc + jr, ldc, mr, nr, o);
     }
   }
 }
@@ -138,7 +143,11 @@ void gemm_block_flat(index_t kc, index_t mc, index_t j0, index_t j1, const float
       const int s0 = first[size_t(jp)], ns = first[size_t(jp + 1)] - s0;
       if (ns == 0) continue;
       V acc[kMR][kNV];
-      accumulate<kMR, kNV>(kc, Ap + ir * kc, ShiftedB{base + j0 + jp * kNR, offs}, acc);
+      const ShiftedB B{base + j0 + jp * kNR, offs};
+      if (ir == 0)
+        accumulate<kMR, kNV>(kc, Ap, ShiftedBPrefetch{B}, acc);
+      else
+        accumulate<kMR, kNV>(kc, Ap + ir * kc, B, acc);
       store_segments<kMR, kNV>(acc, segs.data() + s0, ns, C + ir * ldc, ldc, o, mr);
     }
   }
