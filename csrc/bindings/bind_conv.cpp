@@ -17,7 +17,7 @@ convcore::ConvAlgo parse_algo(const std::string& s) {
   using convcore::ConvAlgo;
   for (ConvAlgo a : {ConvAlgo::Auto, ConvAlgo::Gemm1x1, ConvAlgo::Im2colGemm, ConvAlgo::Depthwise,
                      ConvAlgo::Winograd3x3, ConvAlgo::Direct, ConvAlgo::ImplicitGemm,
-                     ConvAlgo::ShiftedGemm})
+                     ConvAlgo::ShiftedGemm, ConvAlgo::Winograd3x3F4})
     if (s == convcore::conv_algo_name(a)) return a;
   throw py::value_error("conv2d: unknown algorithm '" + s + "'");
 }

@@ -120,6 +120,15 @@ struct KernelTable {
                           index_t th0, index_t th1, index_t m0, index_t mc, float* y_img,
                           const float* res_img, const float* bias, bool clamp, float lo,
                           float hi) = nullptr;
+  // The same for Winograd F(4x4, 3x3) (cpu/kernels/winograd4.cpp): 36
+  // operands / products, 4x4 output tiles.
+  void (*winograd4_input)(const Conv2dParams& p, const float* x_group, index_t c0, index_t kc,
+                          index_t th0, index_t th1, float* Vp, index_t vstride,
+                          index_t nr) = nullptr;
+  void (*winograd4_output)(const Conv2dParams& p, const float* M, index_t mstride, index_t ld,
+                           index_t th0, index_t th1, index_t m0, index_t mc, float* y_img,
+                           const float* res_img, const float* bias, bool clamp, float lo,
+                           float hi) = nullptr;
   // Optional narrow-column variant of gemm_block/conv_pack_b (same A
   // packing), for output planes that waste much of a gemm_nr-wide panel.
   int gemm_nr_small = 0;

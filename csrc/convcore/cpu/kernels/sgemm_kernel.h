@@ -23,6 +23,11 @@ void winograd_input(const Conv2dParams& p, const float* xg, index_t c0, index_t 
 void winograd_output(const Conv2dParams& p, const float* M, index_t mstride, index_t ld,
                      index_t th0, index_t th1, index_t m0, index_t mc, float* y_img,
                      const float* res_img, const float* bias, bool clamp, float lo, float hi);
+void winograd4_input(const Conv2dParams& p, const float* xg, index_t c0, index_t kc,
+                     index_t th0, index_t th1, float* Vp, index_t vstride, index_t nr);
+void winograd4_output(const Conv2dParams& p, const float* M, index_t mstride, index_t ld,
+                      index_t th0, index_t th1, index_t m0, index_t mc, float* y_img,
+                      const float* res_img, const float* bias, bool clamp, float lo, float hi);
 void conv_pack_b(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, index_t j0,
                  index_t nc, float* Bp);
 void gemm_block_shifted(index_t kc, index_t mc, index_t nc, const float* Ap, const float* base,

@@ -37,6 +37,8 @@ void fill_table(KernelTable& t) {
 #endif
   t.winograd_input = &winograd_input;
   t.winograd_output = &winograd_output;
+  t.winograd4_input = &winograd4_input;
+  t.winograd4_output = &winograd4_output;
 #if defined(CONVCORE_ISA_avx512)
   // CONVCORE_GEMM_NARROW=0 turns the narrow-panel variant off (benchmarks).
   const char* narrow = std::getenv("CONVCORE_GEMM_NARROW");
