@@ -522,6 +522,21 @@ struct ShiftedRunner {
         }
         return;
       }
+      if (L.Wf == p.OW) {  // no padding columns (1x1 strided): the flat output is y
+        for (index_t p0 = 0; p0 < rows; p0 += KC) {
+          const index_t kc = std::min(KC, rows - p0);
+          const float* Ablk = A + g * pk.mpad_ * rows + p0 * pk.mpad_;
+          o.beta = p0 == 0 ? 0.f : 1.f;
+          o.final = p0 + kc == rows;
+          for (index_t i0 = m0; i0 < m1; i0 += MC) {
+            o.bias = ep.bias ? ep.bias + g * Kg + i0 : nullptr;
+            o.residual = residual ? residual + cbase + i0 * ohw + j0 : nullptr;
+            kt.gemm_block_shifted(kc, std::min(MC, m1 - i0), j1 - j0, Ablk + i0 * kc, base + j0,
+                                  off + p0, y + cbase + i0 * ohw + j0, ohw, o);
+          }
+        }
+        return;
+      }
       if (kt.gemm_block_flat) {  // tiles stored straight into y, padding dropped
         for (index_t p0 = 0; p0 < rows; p0 += KC) {
           const index_t kc = std::min(KC, rows - p0);
@@ -748,11 +763,13 @@ void PackedConv2d::run(const Conv2dParams& p, const float* x, float* y, const Ep
     case ConvAlgo::Winograd3x3F4: WinogradRunner::run(*this, a, p, x, y, ep, residual); break;
     case ConvAlgo::ShiftedGemm: ShiftedRunner::run(*this, p, x, y, ep, residual); break;
     default:
-      // 1x1 stride-1 layers read x in place (shifted GEMM, direct layout)
+      // 1x1 layers run as shifted GEMMs (stride 1: reading x in place;
+      // strided: over the one phase plane they read, no padding columns)
       // unless the plane is small enough for the 7-row transposed tiles.
       if (SmallPlaneRunner::applies(kernels(), p) && p.OH * p.OW < 100)
         SmallPlaneRunner::run(*this, p, x, y, ep, residual);
-      else if (a == ConvAlgo::Gemm1x1 && ShiftedRunner::layout(p).direct)
+      else if (a == ConvAlgo::Gemm1x1 && p.pad_l == 0 && p.pad_t == 0 &&
+               shifted_width(p) == p.OW)
         ShiftedRunner::run(*this, p, x, y, ep, residual);
       else if (SmallPlaneRunner::applies(kernels(), p))
         SmallPlaneRunner::run(*this, p, x, y, ep, residual);
