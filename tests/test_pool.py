@@ -453,7 +453,7 @@ def test_fused_max_nan_and_inf(k, s, pad, ceil):
     one: every position is checked against the reference."""
     from convcore import _core
     rng = np.random.default_rng(13)
-    for W in (9, 17, 40):
+    for W in (9, 17, 40, 77):
         if W + pad[1] + pad[3] < k:
             continue
         x = rng.standard_normal((2, 2, 9, W)).astype(np.float32)

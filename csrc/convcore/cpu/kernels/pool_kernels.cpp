@@ -342,6 +342,11 @@ template <int N, size_t... I>
 inline V<N> shift_in(V<N> a, V<N> b, std::index_sequence<I...>) {
   return __builtin_shufflevector(a, b, int(I + 1)...);
 }
+// a[2], ..., a[N-1], b[0], b[1]
+template <int N, size_t... I>
+inline V<N> shift2_in(V<N> a, V<N> b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, int(I + 2)...);
+}
 
 // Blocks whose windows reach into the padding (edge blocks) load whole
 // vectors and replace the lanes outside the row by the identity: the lanes
@@ -605,8 +610,94 @@ float window_one(const float* xr, index_t W, index_t n, index_t ws, index_t kw) 
   return acc;
 }
 
+// ---- stride 1: vertical column vectors carried from block to block ----
+//
+// With stride 1, block o's windows cover columns [o - pl, o - pl + N + KW - 1):
+// the vertical reduction of columns [c, c + N) and of the next N (which is
+// the next block's first) give every tap by lane shifts, so each input is
+// loaded once instead of KW times. Same arithmetic as the row buffer: the
+// vertical value of each column, then the taps in order.
+
+// Vertical reduction of columns [c, c + N) over the window rows; columns
+// outside [0, W) are the identity. Fast max feeds the loads into *chk.
+template <int N, class Op, bool Exact, int E, int NR>
+CC_INLINE V<N> vcol(const RowAt& r, index_t c, NanCheck<N>* chk) {
+  const index_t n = NR > 0 ? NR : r.n;
+  const float* p = r.row + c;
+  VI<N> in{};
+  if constexpr (E == kBlend) in = lanes_in<N>(c, r.W);
+  auto ld = [&](const float* q) {
+    if constexpr (E == kMaskLoad) return ldv_cols<N>(q, c, r.W, Op::ident());
+    else if constexpr (E == kBlend) return in ? ldv<N>(q) : bcast<N>(Op::ident());
+    else return ldv<N>(q);
+  };
+  V<N> v = ld(p);
+  if constexpr (Op::kMax && !Exact) chk->add(v, v);
+  for (index_t i = 1; i < n; ++i) {
+    const V<N> u = ld(p + i * r.W);
+    if constexpr (Op::kMax && !Exact) chk->add(u, u);
+    v = comb<Op, Exact>(v, u);
+  }
+  return v;
+}
+
+template <int N, class Op, int NR>
+__attribute__((noinline)) V<N> vcol_edge(const RowAt& r, index_t c, NanCheck<N>* chk) {
+  if (r.row + c >= r.x_begin && r.row + (r.n - 1) * r.W + c + N <= r.x_end)
+    return vcol<N, Op, false, kBlend, NR>(r, c, chk);
+  return vcol<N, Op, false, kMaskLoad, NR>(r, c, chk);
+}
+
+template <int N, class Op, int NR>
+CC_INLINE V<N> vcol_any(const RowAt& r, index_t c, NanCheck<N>* chk) {
+  if (c >= 0 && c + N <= r.W) return vcol<N, Op, false, kInner, NR>(r, c, chk);
+  return vcol_edge<N, Op, NR>(r, c, chk);
+}
+
+// Columns [lo, hi) of a stride-1 row, hi - lo >= 2N: blocks of N carrying the
+// next block's vertical vector; a block with a NaN among its inputs (or the
+// carried vector's) is redone by out_block, and so is the ragged end.
+template <int N, int KW, class Op, int NR>
+void stride1_cols(const RowAt& r, index_t lo, index_t hi, index_t in_lo, index_t in_hi) {
+  constexpr auto I = std::make_index_sequence<N>{};
+  NanCheck<N> chk;
+  V<N> cur = vcol_any<N, Op, NR>(r, lo - r.pl, &chk);
+  bool cur_nan = chk.any();
+  index_t o = lo;
+  for (; o + N <= hi; o += N) {
+    NanCheck<N> nchk;
+    const V<N> next = vcol_any<N, Op, NR>(r, o + N - r.pl, &nchk);
+    const bool next_nan = nchk.any();
+    if (__builtin_expect(cur_nan || next_nan, 0)) {
+      out_block<N, KW, 1, Op, kMaskLoad, NR>(r, o);  // exact, any position
+    } else {
+      const V<N> s1 = shift_in<N>(cur, next, I);
+      V<N> v = comb<Op, false>(cur, s1);
+      if constexpr (KW == 3) v = comb<Op, false>(v, shift2_in<N>(cur, next, I));
+      if constexpr (!Op::kMax) {
+        if (o >= in_lo && o + N <= in_hi) {
+          v = v / bcast<N>(r.count * float(KW));
+        } else {
+          const V<N> d = bcast<N>(r.count) * ldv<N>(r.col_count + o);
+          v = v / (d > 0.f ? d : bcast<N>(1.f));
+        }
+      }
+      stv<N>(r.y + o, v);
+    }
+    cur = next;
+    cur_nan = next_nan;
+  }
+  if (o < hi) {
+    if (hi - N >= in_lo && hi <= in_hi) out_block<N, KW, 1, Op, kInner, NR>(r, hi - N);
+    else masked_block<N, KW, 1, Op, NR>(r, hi - N);
+  }
+}
+
 template <int KW, int SW, class Op, int NR>
 void row_out(const RowAt& r, index_t OW, index_t in_lo, index_t in_hi) {
+  if constexpr (SW == 1) {
+    if (OW >= 2 * kVW) return stride1_cols<kVW, KW, Op, NR>(r, 0, OW, in_lo, in_hi);
+  }
   // Rows narrower than 4 outputs: scalar.
   for (index_t ow = vector_cols<kVW, KW, SW, Op, NR>(r, 0, OW, in_lo, in_hi); ow < OW; ++ow) {
     float v = window_one<Op>(r.row, r.W, r.n, ow * SW - r.pl, KW);
