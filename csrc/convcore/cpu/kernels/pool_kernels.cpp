@@ -455,7 +455,6 @@ enum Edge { kInner, kBlend, kMaskLoad };
 // pool_hmax do; columns outside [0, W) are the identity (the padding, as
 // in their row buffer). NR > 0: n == NR rows (unrolled); 0: b.n. The fast
 // max form feeds every input into *chk.
-
 template <int N, int KW, int SW, class Op, bool Exact, int E, int NR>
 CC_INLINE V<N> window_block(const BlockAt& b, NanCheck<N>* chk) {
   constexpr auto I = std::make_index_sequence<N>{};
