@@ -430,7 +430,8 @@ def test_fused_forward_widths(k, s, pad, ceil):
     ((1, 8, 111, 111), 3, 2, (0, 0, 0, 0), True),
     ((1, 8, 112, 112), 3, 2, (1, 1, 1, 1), False),
     ((1, 8, 56, 56), 2, 2, (0, 0, 0, 0), False),
-    ((1, 8, 35, 35), 3, 1, (1, 1, 1, 1), False),
+    ((1, 8, 35, 35), 3, 1, (1, 1, 1, 1), False),   # small padded map: copied with its padding
+    ((1, 2, 70, 90), 3, 1, (1, 1, 1, 1), False),   # larger one: edge blocks
 ])
 def test_fused_forward_model_shapes_like_torch(shape, k, s, pad, ceil):
     torch = pytest.importorskip("torch")
@@ -468,6 +469,20 @@ def test_fused_max_nan_and_inf(k, s, pad, ceil):
         ref = ref_pool_fast(x, k, s, pad, ceil, True).astype(np.float32)
         np.testing.assert_array_equal(np.isnan(y), np.isnan(ref), err_msg=f"W={W}")
         np.testing.assert_array_equal(y, ref, err_msg=f"W={W}")  # NaN == NaN here
+
+
+@pytest.mark.parametrize("k,pad", [(3, (1, 1, 1, 1)), (2, (1, 1, 0, 0)), (3, (0, 0, 0, 0))])
+def test_fused_stride1_large_plane_nan(k, pad):
+    """Stride 1 on planes too large for the padded copy: carried column
+    vectors, edge blocks and the ragged end, with NaN at the edges."""
+    from convcore import _core
+    x = np.random.default_rng(16).standard_normal((1, 2, 70, 90)).astype(np.float32)
+    for (c, h, w) in [(0, 0, 0), (0, 69, 89), (0, 30, 45), (1, 10, 88), (1, 69, 0), (1, 33, 16)]:
+        x[0, c, h, w] = np.nan
+    y = _core.max_pool2d_forward(x, [k, k], [1, 1], list(pad), [1, 1], False, False)
+    np.testing.assert_array_equal(y, ref_pool_fast(x, k, 1, pad, False, True).astype(np.float32))
+    a = _core.avg_pool2d_forward(x, [k, k], [1, 1], list(pad), False, False)
+    np.testing.assert_allclose(a, ref_pool_fast(x, k, 1, pad, False, False), rtol=1e-5, atol=1e-6)
 
 
 def test_fused_max_keeps_subnormals():
