@@ -8,6 +8,10 @@ grad_out and x and writes grad_x. Engines are timed in interleaved rounds,
 best round kept, with a short pause between engines.
 
     PYTHONPATH=python python3 bench/bench_pool.py [--threads 2] [--rounds 5] [--cold-alloc]
+    PYTHONPATH=python python3 bench/bench_pool.py --model-shapes [--threads 1,2] [--baseline DIR]
+
+--model-shapes times the forward pooling layers of SqueezeNet, ResNet-50,
+VGG-16, Inception and DenseNet at batch 1 (bench_pool_models.py).
 
 Every op returns a fresh array. With glibc's defaults a large array is a
 fresh mmap whose first touch page-faults (~1-2 us per 4 KiB page), which
@@ -20,9 +24,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import convcore as cc
 from convcore import functional as F
@@ -38,6 +46,10 @@ def best_of(fn, reps=5):
 
 
 def main():
+    if "--model-shapes" in sys.argv:
+        sys.argv.remove("--model-shapes")
+        import bench_pool_models
+        return bench_pool_models.main()
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)

@@ -318,8 +318,7 @@ def test_batch_zero_and_threads():
     assert cc.avg_pool2d(x, 2).shape == (0, 3, 4, 4)
     assert cc.global_avg_pool2d(x).shape == (0, 3, 1, 1)
     rng = np.random.default_rng(8)
-    # 30x30 planes run inline; 130x130 ones (above the ~128K floats per job
-    # threshold) are split over two threads.
+    # 30x30 planes run inline; 130x130 ones are split over two threads.
     for hw in (30, 130):
         x = rng.standard_normal((2, 8, hw, hw)).astype(np.float32)
         g = np.ones((2, 8, (hw + 1) // 2, (hw + 1) // 2), np.float32)
@@ -362,3 +361,196 @@ def test_bad_input():
         F.global_avg_pool2d_backward(np.zeros((1, 3, 1, 1), np.float32), x)
     with pytest.raises(TypeError, match="global_max_pool2d"):
         cc.global_max_pool2d([[1.0]])
+
+
+# ------------------------------------------- fused forward kernel (pool_fwd.h)
+
+def ref_pool_fast(x, k, s, pad, ceil, is_max, cip=False):
+    """Vectorised float64 reference (one strided slice per tap): fast enough
+    for model-sized planes. Max propagates NaN (np.maximum)."""
+    N, C, H, W = x.shape
+    pt, pl, pb, pr = pad
+    OH, OW = _shape(x, (k, k), (s, s), pad, (1, 1), ceil)
+    eh = max(0, (OH - 1) * s + k - (H + pt + pb))
+    ew = max(0, (OW - 1) * s + k - (W + pl + pr))
+    width = ((0, 0), (0, 0), (pt, pb + eh), (pl, pr + ew))
+    xp = np.pad(x.astype(np.float64), width, constant_values=-np.inf if is_max else 0.0)
+    real = np.zeros(xp.shape[2:])
+    if cip:
+        real[:H + pt + pb, :W + pl + pr] = 1
+    else:
+        real[pt:pt + H, pl:pl + W] = 1
+    acc, cnt = None, 0
+    for i in range(k):
+        for j in range(k):
+            sl = (slice(i, i + (OH - 1) * s + 1, s), slice(j, j + (OW - 1) * s + 1, s))
+            v = xp[:, :, sl[0], sl[1]]
+            acc = v if acc is None else (np.maximum(acc, v) if is_max else acc + v)
+            cnt = cnt + real[sl]
+    return acc if is_max else acc / np.maximum(cnt, 1)
+
+
+# kernel, stride, pads (t, l, b, r), ceil: the geometries the fused kernel
+# takes (width 2 or 3, stride 1 or 2, dilation 1) as the usual CNNs use them.
+FUSED_CASES = [
+    (3, 2, (0, 0, 0, 0), True),    # SqueezeNet
+    (3, 2, (1, 1, 1, 1), False),   # ResNet
+    (3, 2, (1, 1, 1, 1), True),
+    (2, 2, (0, 0, 0, 0), False),   # VGG, DenseNet
+    (2, 2, (0, 0, 0, 0), True),
+    (3, 1, (1, 1, 1, 1), False),   # Inception's 3x3/1 average
+    (2, 1, (0, 0, 0, 0), False),
+    (2, 1, (1, 1, 0, 0), False),
+    (3, 2, (0, 1, 1, 0), False),   # asymmetric
+    (3, 1, (0, 0, 0, 0), True),
+]
+# Output widths 1..3 (scalar), 4..15 (half-width blocks), one or more full
+# vectors with a ragged end, and whole vectors.
+FUSED_WIDTHS = [2, 5, 7, 9, 13, 17, 27, 33, 40, 56]
+
+
+@pytest.mark.parametrize("k,s,pad,ceil", FUSED_CASES)
+def test_fused_forward_widths(k, s, pad, ceil):
+    from convcore import _core
+    rng = np.random.default_rng(11)
+    for W in FUSED_WIDTHS:
+        if W + pad[1] + pad[3] < k:
+            continue
+        x = rng.standard_normal((1, 3, 7, W)).astype(np.float32)
+        y = _core.max_pool2d_forward(x, [k, k], [s, s], list(pad), [1, 1], ceil, False)
+        np.testing.assert_array_equal(y, ref_pool_fast(x, k, s, pad, ceil, True).astype(np.float32),
+                                      err_msg=f"max W={W}")
+        for cip in (False, True):
+            a = _core.avg_pool2d_forward(x, [k, k], [s, s], list(pad), ceil, cip)
+            np.testing.assert_allclose(a, ref_pool_fast(x, k, s, pad, ceil, False, cip),
+                                       rtol=1e-5, atol=1e-6, err_msg=f"avg W={W} cip={cip}")
+
+
+@pytest.mark.parametrize("shape,k,s,pad,ceil", [
+    ((1, 8, 111, 111), 3, 2, (0, 0, 0, 0), True),
+    ((1, 8, 112, 112), 3, 2, (1, 1, 1, 1), False),
+    ((1, 8, 56, 56), 2, 2, (0, 0, 0, 0), False),
+    ((1, 8, 35, 35), 3, 1, (1, 1, 1, 1), False),   # small padded map: copied with its padding
+    ((1, 2, 70, 90), 3, 1, (1, 1, 1, 1), False),   # larger one: edge blocks
+])
+def test_fused_forward_model_shapes_like_torch(shape, k, s, pad, ceil):
+    torch = pytest.importorskip("torch")
+    from convcore import _core
+    x = np.random.default_rng(12).standard_normal(shape).astype(np.float32)
+    tx = torch.from_numpy(x)
+    y = _core.max_pool2d_forward(x, [k, k], [s, s], list(pad), [1, 1], ceil, False)
+    np.testing.assert_array_equal(y, torch.nn.functional.max_pool2d(tx, k, s, pad[0],
+                                                                    ceil_mode=ceil).numpy())
+    a = _core.avg_pool2d_forward(x, [k, k], [s, s], list(pad), ceil, False)
+    np.testing.assert_allclose(a, torch.nn.functional.avg_pool2d(
+        tx, k, s, pad[0], ceil_mode=ceil, count_include_pad=False).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("k,s,pad,ceil", FUSED_CASES)
+def test_fused_max_nan_and_inf(k, s, pad, ceil):
+    """A NaN anywhere in a window (edge columns, first and last rows, a
+    block's ragged end) gives NaN; +-inf mix with NaN and each other as in
+    np.maximum. Blocks without NaN take the fast max, the others the exact
+    one: every position is checked against the reference."""
+    from convcore import _core
+    rng = np.random.default_rng(13)
+    for W in (9, 17, 40, 77):
+        if W + pad[1] + pad[3] < k:
+            continue
+        x = rng.standard_normal((2, 2, 9, W)).astype(np.float32)
+        for (n, c, h, w) in [(0, 0, 0, 0), (0, 0, 8, W - 1), (0, 1, 4, W // 2), (1, 0, 0, W - 1),
+                             (1, 1, 8, 0), (1, 1, 3, 1)]:
+            x[n, c, h, w] = np.nan
+        x[0, 1, 2, 3] = np.inf
+        x[0, 1, 2, 4] = -np.inf
+        x[1, 0, 5, :] = -np.inf
+        x[1, 0, 6, W - 2] = np.inf
+        y = _core.max_pool2d_forward(x, [k, k], [s, s], list(pad), [1, 1], ceil, False)
+        ref = ref_pool_fast(x, k, s, pad, ceil, True).astype(np.float32)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(ref), err_msg=f"W={W}")
+        np.testing.assert_array_equal(y, ref, err_msg=f"W={W}")  # NaN == NaN here
+
+
+@pytest.mark.parametrize("k,pad", [(3, (1, 1, 1, 1)), (2, (1, 1, 0, 0)), (3, (0, 0, 0, 0))])
+def test_fused_stride1_large_plane_nan(k, pad):
+    """Stride 1 on planes too large for the padded copy: carried column
+    vectors, edge blocks and the ragged end, with NaN at the edges."""
+    from convcore import _core
+    x = np.random.default_rng(16).standard_normal((1, 2, 70, 90)).astype(np.float32)
+    for (c, h, w) in [(0, 0, 0), (0, 69, 89), (0, 30, 45), (1, 10, 88), (1, 69, 0), (1, 33, 16)]:
+        x[0, c, h, w] = np.nan
+    y = _core.max_pool2d_forward(x, [k, k], [1, 1], list(pad), [1, 1], False, False)
+    np.testing.assert_array_equal(y, ref_pool_fast(x, k, 1, pad, False, True).astype(np.float32))
+    a = _core.avg_pool2d_forward(x, [k, k], [1, 1], list(pad), False, False)
+    np.testing.assert_allclose(a, ref_pool_fast(x, k, 1, pad, False, False), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_max_keeps_subnormals():
+    """Max pooling returns its inputs unchanged, subnormals included (as
+    torch), although the kernels run with denormals-are-zero."""
+    from convcore import _core
+    tiny = np.float32(1e-40)
+    x = np.full((1, 2, 6, 20), -1.0, np.float32)
+    x[0, 0, 1, 3] = tiny
+    x[0, 1, :, :] = 0.0
+    x[0, 1, 2, 7] = tiny  # 0 first in the window, then the subnormal
+    for k, s, pad in ((3, 2, (1, 1, 1, 1)), (2, 2, (0, 0, 0, 0)), (3, 1, (1, 1, 1, 1))):
+        y = _core.max_pool2d_forward(x, [k, k], [s, s], list(pad), [1, 1], False, False)
+        ref = ref_pool_fast(x, k, s, pad, False, True).astype(np.float32)
+        np.testing.assert_array_equal(y, ref)
+        assert (y == tiny).any()
+
+
+def _guarded(shape, at_end):
+    """A float32 array of `shape` that starts right after, or ends right
+    before, an inaccessible page (reading past the tensor would crash)."""
+    import ctypes
+    import mmap
+    page = mmap.PAGESIZE
+    nbytes = int(np.prod(shape)) * 4
+    assert nbytes <= page
+    buf = mmap.mmap(-1, 3 * page)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    for off in (0, 2 * page):
+        assert libc.mprotect(addr + off, page, 0) == 0  # PROT_NONE
+    offset = 2 * page - nbytes if at_end else page
+    x = np.frombuffer(buf, np.float32, int(np.prod(shape)), offset).reshape(shape)
+    return x, buf
+
+
+@pytest.mark.parametrize("at_end", [False, True])
+@pytest.mark.parametrize("k,s,pad,ceil", [c for c in FUSED_CASES])
+def test_fused_forward_reads_stay_inside_the_tensor(at_end, k, s, pad, ceil):
+    """Edge blocks read whole vectors next to the row and blend in the
+    padding; at the tensor's first and last rows they must not (guard pages
+    on both sides)."""
+    from convcore import _core
+    rng = np.random.default_rng(14)
+    for shape in ((1, 1, 5, 40), (1, 2, 6, 19), (1, 1, 4, 9)):
+        x, buf = _guarded(shape, at_end)
+        x[...] = rng.standard_normal(shape).astype(np.float32)
+        y = _core.max_pool2d_forward(x, [k, k], [s, s], list(pad), [1, 1], ceil, False)
+        np.testing.assert_array_equal(y, ref_pool_fast(x, k, s, pad, ceil, True).astype(np.float32))
+        a = _core.avg_pool2d_forward(x, [k, k], [s, s], list(pad), ceil, False)
+        np.testing.assert_allclose(a, ref_pool_fast(x, k, s, pad, ceil, False), rtol=1e-5,
+                                   atol=1e-6)
+        del x, y, a
+
+
+def test_fused_forward_threads_agree():
+    from convcore import _core
+    x = np.random.default_rng(15).standard_normal((2, 24, 57, 61)).astype(np.float32)
+    x[1, 5, 10, 10] = np.nan
+    old = cc.get_num_threads()
+    try:
+        out = []
+        for t in (1, 2):
+            cc.set_num_threads(t)
+            out.append([_core.max_pool2d_forward(x, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], True, False),
+                        _core.avg_pool2d_forward(x, [3, 3], [1, 1], [1, 1, 1, 1], False, True)])
+    finally:
+        cc.set_num_threads(old)
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)

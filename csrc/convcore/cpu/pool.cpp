@@ -1,6 +1,9 @@
 // Pooling, NCHW float32. One job per (image, channel) plane.
 //
-// Forward (max without indices, avg) and avg backward run row by row: a
+// Forward max (without indices) and average pooling with dilation 1,
+// stride 1 or 2 and kernel width 2 or 3 (every pooling layer of the usual
+// CNNs) run the fused plane kernel (cpu/kernels/pool_fwd.h) on the job pool.
+// Other geometries, avg backward and the argmax paths run row by row: a
 // vertical pass combines the window's input rows into a padded row buffer
 // (contiguous vector ops), a horizontal pass reduces along it (vectorised for
 // stride 1 and 2). The buffer's padding holds the identity (-inf / 0), so the
@@ -17,8 +20,15 @@
 #include <limits>
 #include <vector>
 
+#include "convcore/cpu/job_pool.h"
+#include "convcore/cpu/kernels/pool_fwd.h"
 #include "convcore/dispatch.h"
 #include "convcore/parallel.h"
+#include "convcore/threading.h"
+
+#if CONVCORE_HAVE_X86
+#include <xmmintrin.h>
+#endif
 
 namespace convcore {
 
@@ -191,6 +201,86 @@ void max_pool_indices(const Pool2dParams& p, const float* x, float* y, index_t* 
   });
 }
 
+
+// ---- fused forward (cpu/kernels/pool_fwd.h) ----
+
+using PoolFwdFn = void (*)(const cpu::PoolFwdArgs&, index_t, index_t);
+
+// The fused kernel's copy for the ISA of kernels() (not a KernelTable entry).
+PoolFwdFn pool_fwd_kernel() {
+  static const PoolFwdFn f = [] {
+#if CONVCORE_HAVE_X86
+    const int w = kernels().simd_width;
+    if (w == 16) return &cpu::avx512::pool_fwd_planes;
+    if (w == 8) return &cpu::avx2::pool_fwd_planes;
+#endif
+    return &cpu::baseline::pool_fwd_planes;
+  }();
+  return f;
+}
+
+// Max pooling only selects inputs, so it runs with DAZ off: the plain x86
+// max would otherwise read a subnormal input as 0 and return 0 in its place
+// (PyTorch returns the subnormal itself).
+struct DazOff {
+#if CONVCORE_HAVE_X86
+  unsigned saved = _mm_getcsr();
+  explicit DazOff(bool on) {
+    if (on) _mm_setcsr(saved & ~0x40u);
+  }
+  ~DazOff() { _mm_setcsr(saved); }
+#else
+  explicit DazOff(bool) {}
+#endif
+};
+
+// Runs f(b, e) over plane ranges on the job pool (run_jobs: the caller never
+// waits for a worker that has not woken, unlike an OpenMP fork-join, which
+// costs up to a scheduler slice on a busy machine). Jobs of a few planes,
+// about 8 per thread, so a late worker still finds some; small maps run inline.
+template <typename F>
+void for_plane_jobs(index_t planes, index_t plane_floats, F&& f) {
+  const index_t total = planes * std::max<index_t>(plane_floats, 1);
+  const int threads = get_num_threads();
+  if (threads <= 1 || planes <= 1 || total < (index_t(1) << 14)) {
+    DenormalGuard g;
+    f(index_t(0), planes);
+    return;
+  }
+  const index_t per_job = std::max<index_t>(
+      1, std::max<index_t>(total / (8 * index_t(threads)), index_t(1) << 12) / plane_floats);
+  const index_t jobs = (planes + per_job - 1) / per_job;
+  run_jobs(jobs, [&](index_t j) { f(j * per_job, std::min(planes, (j + 1) * per_job)); });
+}
+
+bool fused_forward(const Pool2dParams& p, const float* x, float* y, bool is_max) {
+  if (!cpu::pool_fwd_supported(p.kw, p.stride_w, p.dil_h, p.dil_w)) return false;
+  std::vector<cpu::PoolRowTaps> rows(size_t(p.OH));
+  for (index_t oh = 0; oh < p.OH; ++oh) {
+    const index_t hs = oh * p.stride_h - p.pad_t;
+    const Taps t = taps_in(hs, p.kh, 1, p.H);
+    cpu::PoolRowTaps& r = rows[size_t(oh)];
+    r.ih0 = hs + t.t0;
+    r.n = t.t1 - t.t0;
+    r.count = float(axis_count(p, hs, p.kh, p.H, p.pad_b));
+  }
+  std::vector<float> wc;
+  if (!is_max) wc = col_counts(p);
+  cpu::PoolFwdArgs a;
+  a.x = x; a.y = y; a.planes = p.N * p.C;
+  a.H = p.H; a.W = p.W; a.OH = p.OH; a.OW = p.OW;
+  a.kw = p.kw; a.sw = p.stride_w; a.pl = p.pad_l;
+  a.is_max = is_max;
+  a.rows = rows.data();
+  a.col_count = wc.data();
+  const PoolFwdFn fn = pool_fwd_kernel();
+  for_plane_jobs(p.N * p.C, p.H * p.W, [&](index_t b, index_t e) {
+    DazOff daz(is_max);
+    fn(a, b, e);
+  });
+  return true;
+}
+
 }  // namespace
 
 void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, index_t* ind) {
@@ -198,6 +288,7 @@ void max_pool2d_forward(const Pool2dParams& p, const float* x, float* y, index_t
     max_pool_indices(p, x, y, ind);
     return;
   }
+  if (fused_forward(p, x, y, true)) return;
   if (p.OW < kernels().simd_width && p.stride_w <= 2 && small_planes(p)) {
     // Rows narrower than one vector (LeNet's 12- and 4-wide outputs): the
     // argmax kernel runs them as one vector block; the row-max one is scalar there.
@@ -245,6 +336,7 @@ void max_pool2d_backward(const Pool2dParams& p, const float* gy, const float* x,
 }
 
 void avg_pool2d_forward(const Pool2dParams& p, const float* x, float* y) {
+  if (fused_forward(p, x, y, false)) return;
   const index_t hw = p.H * p.W, ohw = p.OH * p.OW, L = row_len(p);
   const std::vector<float> wc = col_counts(p);
   const KernelTable& kt = kernels();
