@@ -64,6 +64,8 @@ struct PoolArgmaxRow {
   bool narrow_ok = false;
 };
 
+namespace cpu { struct PoolFwdArgs; }
+
 struct KernelTable {
   const char* isa = "baseline";  // "baseline", "avx2", "avx512"
   int simd_width = 4;            // floats per vector register
@@ -176,6 +178,8 @@ struct KernelTable {
   void (*pool_vmax_rows)(index_t n, const float* src, index_t pitch, index_t nrows, float* dst) = nullptr;
   void (*pool_vadd_rows)(index_t n, const float* src, index_t pitch, index_t nrows, float* dst) = nullptr;
   void (*pool_hmax)(index_t OW, index_t sw, index_t kw, index_t dw, const float* row, float* y) = nullptr;
+  // Whole-plane forward pooling, planes [nc0, nc1) (cpu/kernels/pool_fwd.h).
+  void (*pool_fwd_planes)(const cpu::PoolFwdArgs& a, index_t nc0, index_t nc1) = nullptr;
   void (*pool_havg)(index_t OW, index_t sw, index_t kw, const float* row, const float* div, float* y) = nullptr;
   void (*pool_argmax_row)(const PoolArgmaxRow& r) = nullptr;
   // Average-pool backward along a row, as a gather: out[iw] = sum over taps

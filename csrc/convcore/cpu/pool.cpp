@@ -204,20 +204,8 @@ void max_pool_indices(const Pool2dParams& p, const float* x, float* y, index_t* 
 
 // ---- fused forward (cpu/kernels/pool_fwd.h) ----
 
-using PoolFwdFn = void (*)(const cpu::PoolFwdArgs&, index_t, index_t);
 
 // The fused kernel's copy for the ISA of kernels() (not a KernelTable entry).
-PoolFwdFn pool_fwd_kernel() {
-  static const PoolFwdFn f = [] {
-#if CONVCORE_HAVE_X86
-    const int w = kernels().simd_width;
-    if (w == 16) return &cpu::avx512::pool_fwd_planes;
-    if (w == 8) return &cpu::avx2::pool_fwd_planes;
-#endif
-    return &cpu::baseline::pool_fwd_planes;
-  }();
-  return f;
-}
 
 // Max pooling only selects inputs, so it runs with DAZ off: the plain x86
 // max would otherwise read a subnormal input as 0 and return 0 in its place
@@ -273,7 +261,7 @@ bool fused_forward(const Pool2dParams& p, const float* x, float* y, bool is_max)
   a.is_max = is_max;
   a.rows = rows.data();
   a.col_count = wc.data();
-  const PoolFwdFn fn = pool_fwd_kernel();
+  const auto fn = kernels().pool_fwd_planes;
   for_plane_jobs(p.N * p.C, p.H * p.W, [&](index_t b, index_t e) {
     DazOff daz(is_max);
     fn(a, b, e);

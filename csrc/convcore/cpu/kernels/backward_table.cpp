@@ -1,4 +1,5 @@
 #include "convcore/cpu/kernels/backward_table.h"
+#include "convcore/cpu/kernels/pool_fwd.h"
 
 namespace convcore {
 namespace cpu {
@@ -18,6 +19,7 @@ void fill_backward_table(KernelTable& t) {
   t.pool_havg = &pool_havg;
   t.pool_argmax_row = &pool_argmax_row;
   t.pool_avg_hgather = &pool_avg_hgather;
+  t.pool_fwd_planes = &pool_fwd_planes;
 }
 
 }  // namespace CONVCORE_ISA

@@ -4,10 +4,9 @@
 // no row buffer is written and re-read. Windows that reach into the padding
 // (a column or two at each edge) take a scalar path.
 //
-// Not in the KernelTable (dispatch.h is shared): pool.cpp picks the copy
-// from kernels().simd_width. pool_fwd_supported() says which geometries the
-// vector path takes (dilation 1, stride 1 or 2, kernel width 2 or 3); others
-// use the row-buffer kernels.
+// In the KernelTable as pool_fwd_planes. pool_fwd_supported() says which
+// geometries the vector path takes (dilation 1, stride 1 or 2, kernel width
+// 2 or 3); others use the row-buffer kernels.
 #pragma once
 #include "convcore/common.h"
 
@@ -37,11 +36,11 @@ inline bool pool_fwd_supported(index_t kw, index_t sw, index_t dh, index_t dw) {
   return dh == 1 && dw == 1 && (sw == 1 || sw == 2) && (kw == 2 || kw == 3);
 }
 
-// Planes [nc0, nc1) of a.x -> a.y.
-namespace baseline { void pool_fwd_planes(const PoolFwdArgs& a, index_t nc0, index_t nc1); }
-#if CONVCORE_HAVE_X86
-namespace avx2 { void pool_fwd_planes(const PoolFwdArgs& a, index_t nc0, index_t nc1); }
-namespace avx512 { void pool_fwd_planes(const PoolFwdArgs& a, index_t nc0, index_t nc1); }
+#ifdef CONVCORE_ISA
+// Planes [nc0, nc1) of a.x -> a.y (this ISA's copy).
+namespace CONVCORE_ISA {
+void pool_fwd_planes(const PoolFwdArgs& a, index_t nc0, index_t nc1);
+}
 #endif
 
 }  // namespace cpu
