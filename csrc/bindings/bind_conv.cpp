@@ -32,9 +32,22 @@ struct PyPackedConv2d {
   bool has_bias = false;
   convcore::Epilogue ep;
 
-  farray run(const farray& x, py::object residual) const {
+  // out: write y there (a C-contiguous float32 array of y's shape, e.g. a
+  // channel range of a batch-1 Concat's output) instead of a new array.
+  farray run(const farray& x, py::object residual, py::object out) const {
     auto p = conv_params_from("conv2d", shape_of(x), wshape, stride, pad, dil, groups);
-    farray y = empty({p.N, p.K, p.OH, p.OW});
+    farray y;
+    if (out.is_none()) {
+      y = empty({p.N, p.K, p.OH, p.OW});
+    } else {
+      if (!py::isinstance<farray>(out))
+        throw py::type_error("conv2d: out must be a C-contiguous float32 array");
+      y = out.cast<farray>();
+      if (shape_of(y) != std::vector<index_t>{p.N, p.K, p.OH, p.OW})
+        throw py::value_error("conv2d: out must have the output's shape");
+      if (!y.writeable()) throw py::value_error("conv2d: out is read-only");
+      if (y.data() == x.data()) throw py::value_error("conv2d: out must not be the input");
+    }
     farray r;
     const float* rp = nullptr;
     if (!residual.is_none()) {
@@ -96,7 +109,8 @@ void bind_conv(py::module_& m) {
            py::arg("w"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
            py::arg("dilation"), py::arg("groups"), py::arg("lo"), py::arg("hi"),
            py::arg("algo") = "auto")
-      .def("run", &PyPackedConv2d::run, py::arg("x"), py::arg("residual") = py::none())
+      .def("run", &PyPackedConv2d::run, py::arg("x"), py::arg("residual") = py::none(),
+           py::arg("out") = py::none())
       .def("algo", [](const PyPackedConv2d& o, const std::vector<index_t>& xs) {
         auto p = conv_params_from("conv2d", xs, o.wshape, o.stride, o.pad, o.dil, o.groups);
         return std::string(convcore::conv_algo_name(o.pk->algo_for(p)));

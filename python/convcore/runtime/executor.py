@@ -27,7 +27,9 @@ def _run(graph, free_after, env, timings):
         while args and args[-1] is None:
             args.pop()
         try:
-            outs = node.op.run(*args)
+            # Ops that share per-run buffers (convs writing into a Concat's
+            # output) get the run's value dict.
+            outs = node.op.run_in(env, *args) if node.op.uses_env else node.op.run(*args)
         except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError,
                 AttributeError, AssertionError, NotImplementedError) as e:
             raise _wrap(node, e) from None

@@ -22,6 +22,7 @@ class Op:
     threads may run the same session)."""
 
     inplace_capable = False   # may write its result into input 0 (elementwise)
+    uses_env = False          # run_in(env, *inputs) instead of run(*inputs)
     is_view = False           # output may alias input 0's memory (Reshape, Squeeze...)
     min_inputs = 0            # required inputs beyond what run()'s signature says
 

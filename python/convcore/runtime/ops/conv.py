@@ -62,6 +62,9 @@ class Conv(Op):
         self.post = None         # elementwise op applied in place after the kernel
         self.residual_index = None  # input index of a fused residual Add
         self.packed = None       # _core.PackedConv2d: weights packed once, at load
+        # (concat output name, first channel, channels): write into that
+        # Concat's output at batch 1 (passes/concat_in_place.py)
+        self.concat_slot = None
         self._geo = {}           # input shape -> output geometry (dict ops are atomic)
 
     def prepare(self, constants):
@@ -168,20 +171,45 @@ class Conv(Op):
             y = y + y_res_later
         return [apply_post(self.post, y)]
 
-    def run_packed(self, x, res):
-        ws = self.w_shape
-        # Geometry per input shape, cached (the per-shape plan of this node).
-        geo = self._geo.get(x.shape)
+    @property
+    def uses_env(self):
+        return self.concat_slot is not None and self.packed is not None
+
+    def run_in(self, env, x, w=None, b=None, *rest):
+        """As run(); at batch 1 the output is a channel range of the marked
+        Concat's output, allocated in this run's values by the first conv."""
+        if w is not None or x.shape[0] != 1 or x.ndim != 4:
+            return self.run(x, w, b, *rest)
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            x = _f32(self, "input X", x)
+        key, c0, total = self.concat_slot
+        _, oh, ow = self._geometry(x.shape)
+        base = env.get(key)
+        if base is None or base.shape != (1, total, oh, ow):
+            base = np.empty((1, total, oh, ow), np.float32)
+            env[key] = base
+        out = base[:, c0:c0 + self.w_shape[0]]
+        return self.run_packed(x, rest[0] if rest else None, out)
+
+    def _geometry(self, shape):
+        """(spatial dims, OH, OW) for this input shape, cached per shape."""
+        geo = self._geo.get(shape)
         if geo is None:
-            nsp, s, p, d = self.params(x.shape, ws)
-            h = 1 if nsp == 1 else x.shape[2]
+            ws = self.w_shape
+            nsp, s, p, d = self.params(shape, ws)
+            h = 1 if nsp == 1 else shape[2]
             oh = (h + p[0] + p[2] - d[0] * ((ws[2] if nsp == 2 else 1) - 1) - 1) // s[0] + 1
-            ow = (x.shape[-1] + p[1] + p[3] - d[1] * (ws[-1] - 1) - 1) // s[1] + 1
+            ow = (shape[-1] + p[1] + p[3] - d[1] * (ws[-1] - 1) - 1) // s[1] + 1
             geo = (nsp, oh, ow)
             if len(self._geo) > 64:
                 self._geo.clear()
-            self._geo[x.shape] = geo
-        nsp, oh, ow = geo
+            self._geo[shape] = geo
+        return geo
+
+    def run_packed(self, x, res, out=None):
+        ws = self.w_shape
+        # Geometry per input shape, cached (the per-shape plan of this node).
+        nsp, oh, ow = self._geometry(x.shape)
         if nsp == 1:
             x = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
         later = None
@@ -195,7 +223,9 @@ class Conv(Op):
         try:
             if later is not None and self.act is not None:
                 raise ValueError("a broadcasting residual cannot be fused with an activation")
-            y = self.packed.run(x, res)
+            if later is not None:
+                out = None   # the broadcast Add below may not write in place
+            y = self.packed.run(x, res, out)
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"{self.label}: {e}") from None
         if nsp == 1:

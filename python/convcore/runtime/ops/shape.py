@@ -109,8 +109,13 @@ class Concat(Op):
         self.axis = self.attr("axis", "int", 1 if self.opset < 4 else None)
         if self.axis is None:
             raise self.error("missing required attribute 'axis'")
+        self.in_place = False   # producers write into the output (concat_in_place)
 
     def run(self, *xs):
+        if self.in_place:   # the producers' outputs tile one array already?
+            whole = _written_in_place(xs)
+            if whole is not None:
+                return [whole]
         xs = [x for x in xs if x is not None]
         if not xs:
             raise ValueError(f"{self.label}: needs at least one input")
@@ -125,6 +130,25 @@ class Concat(Op):
                 raise ValueError(f"{self.label}: input shapes {[v.shape for v in xs]} do not match "
                                  f"except along axis {self.axis}")
         return [np.concatenate(xs, axis=axis)]
+
+
+def _written_in_place(xs):
+    """The array the inputs tile in order along axis 1, if the convs wrote
+    their outputs into it (passes/concat_in_place.py), else None. Such an
+    array is created and sliced only by Conv.run_in, each conv at the slot the
+    pass gave it in this Concat's input order, so sharing it as base and
+    covering its channels is enough (no pointer arithmetic per run)."""
+    if xs[0] is None:
+        return None
+    base = xs[0].base
+    if base is None or base.ndim != 4 or base.shape[0] != 1:
+        return None
+    c = 0
+    for x in xs:
+        if x is None or x.base is not base:
+            return None
+        c += x.shape[1]
+    return base if c == base.shape[1] else None
 
 
 @register("Split", since=1)

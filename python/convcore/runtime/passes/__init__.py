@@ -1,12 +1,14 @@
 """Graph passes, run in order at load: bind ops, fold constants, fold BN into
-Conv, fuse residual Adds and activations into Conv, drop dead nodes."""
+Conv, fuse residual Adds and activations into Conv, drop dead nodes, mark
+channel Concats of conv outputs to be written in place."""
 from .bind import bind_ops
+from .concat_in_place import mark_concat_in_place
 from .dead import eliminate_dead
 from .fold_bn import fold_batchnorm
 from .fold_constants import fold_constants
 from .fuse_conv import fuse_activations, fuse_residual
 
-__all__ = ["bind_ops", "eliminate_dead", "fold_batchnorm", "fold_constants", "fuse_activations",
+__all__ = ["bind_ops", "eliminate_dead", "mark_concat_in_place", "fold_batchnorm", "fold_constants", "fuse_activations",
            "fuse_residual", "optimize"]
 
 
@@ -21,4 +23,5 @@ def optimize(graph, base_dir=None, level: int = 2):
         fuse_residual(graph)
         fuse_activations(graph)
         eliminate_dead(graph)
+        mark_concat_in_place(graph)
     return graph
