@@ -38,17 +38,20 @@ class PackedConv2d {
   Conv2dParams geom_;
   ConvAlgo forced_;
   std::vector<float> w_;  // original layout (depthwise, im2col fallback)
-  AlignedFloats a_;       // GEMM-packed: [group][k block][M padded x kc], or
+  mutable AlignedFloats a_;  // GEMM-packed: [group][k block][M padded x kc], or
                           // Winograd: [xi][k block][K padded x kc]
   index_t mpad_ = 0, kc_ = 0, mr_ = 0;
   int wino_ = 0;          // a_ holds Winograd-transformed weights for output
                           // tiles wino_ x wino_ (2 or 4), else 0
-  // Auto-chosen Winograd layers pack F(2x2) at construction (the plane
-  // size is unknown then) and F(4x4) on the first run on a plane that
-  // wants it (choose_conv_algo), here.
-  mutable std::once_flag f4_once_;
+  // Auto-chosen Winograd layers pack F(2x2) into a_ at construction (the
+  // plane size is unknown then) and F(4x4) into f4_ on the first run on a
+  // plane that wants it (choose_conv_algo). Packing F(4x4) frees a_ unless
+  // a run used it, so a layer holds one transformed copy; a later F(2x2) run
+  // packs it again. Under wino_mu_: runs take their pointer there.
+  mutable std::mutex wino_mu_;
   mutable AlignedFloats f4_;
-  const float* f4_weights() const;
+  mutable bool f2_used_ = false;
+  const float* winograd_weights(int tile) const;
   // Transposed weights for the small-plane path, packed on first use:
   // [group][k block][Kg padded to NR x kc] in NR-column panels.
   mutable std::once_flag bt_once_;

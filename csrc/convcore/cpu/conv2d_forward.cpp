@@ -57,9 +57,14 @@ bool winograd_preferred(const Conv2dParams& p) {
   return winograd_ok(p) && p.C >= 64 && p.K >= 64;
 }
 // F(4x4) over F(2x2) from 14-wide planes (measured 1.1-1.6x faster on the
-// ResNet/VGG layers of 56-224 pixels and the 512-channel 14x14 ones); on
-// 7x7 planes its 6x6 tiles waste too much (2x slower).
-bool winograd_f4_preferred(const Conv2dParams& p) { return p.OW >= 14 && p.OH >= 14; }
+// ResNet/VGG layers of 14-224 pixels); on 7x7 planes its 6x6 tiles waste
+// too much (2x slower).
+// Its weights take 36 floats per channel pair (F(2x2): 16, direct: 9), so
+// only up to 128x128 channels: on ResNet-50's 256-channel layers it would
+// add 57 MB (peak RSS above onnxruntime's) for 2.5% of the run time.
+bool winograd_f4_preferred(const Conv2dParams& p) {
+  return p.OW >= 14 && p.OH >= 14 && p.C * p.K <= 128 * 128;
+}
 // Width of the shifted GEMM's (padded, per-phase) input rows: wide enough
 // that every valid output's taps stay inside its own row. Its flat output
 // has this many columns per row, of which OW are kept.
@@ -602,7 +607,7 @@ struct WinogradRunner {
     // Weights: as packed, or auto's lazily packed F(4x4) ones.
     const bool f4 = algo == ConvAlgo::Winograd3x3F4;
     const index_t m = f4 ? 4 : 2, npts = (m + 2) * (m + 2);
-    const float* U = f4 && pk.wino_ != 4 ? pk.f4_weights() : pk.a_.data();
+    const float* U = pk.winograd_weights(m);
     auto input = m == 4 ? kt.winograd4_input : kt.winograd_input;
     auto output = m == 4 ? kt.winograd4_output : kt.winograd_output;
     const index_t MR = pk.mr_, KC = pk.kc_, K = p.K, C = p.C;
@@ -694,8 +699,18 @@ PackedConv2d::PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo al
 // GEMM A blocks: [xi][k block]. F(2x2): G = [1 0 0; 1/2 1/2 1/2;
 // 1/2 -1/2 1/2; 0 0 1]; F(4x4): G = [1/4 0 0; -1/6 -1/6 -1/6;
 // -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]. In double.
-const float* PackedConv2d::f4_weights() const {
-  std::call_once(f4_once_, [&] { pack_winograd(w_.data(), 4, f4_); });
+const float* PackedConv2d::winograd_weights(int tile) const {
+  std::lock_guard<std::mutex> g(wino_mu_);
+  if (wino_ == 4) return a_.data();  // forced F(4x4)
+  if (tile == 2) {
+    f2_used_ = true;
+    if (!a_.data()) pack_winograd(w_.data(), 2, a_);
+    return a_.data();
+  }
+  if (!f4_.data()) {
+    pack_winograd(w_.data(), 4, f4_);
+    if (!f2_used_) a_ = AlignedFloats();
+  }
   return f4_.data();
 }
 

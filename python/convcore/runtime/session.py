@@ -150,7 +150,7 @@ class InferenceSession:
                              f"outputs are {all_out}")
         env = self._check_feeds(input_feed)
         key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(env.items()))
-        self._plan_for(key, env)
+        new_shape = self._plan_for(key, env) is None
         nbytes = sum(v.nbytes for k, v in env.items())
         env.update(self.graph.constants)
         # Workers stay awake between this run's layers and sleep once it returns.
@@ -166,7 +166,7 @@ class InferenceSession:
                 v = np.array(v, copy=True)   # detach views of constants/inputs
             out.append(v)
         del env
-        self._give_back_memory(nbytes)
+        self._give_back_memory(nbytes, new_shape)
         return out
 
     def _run_with_threads(self, env):
@@ -184,28 +184,30 @@ class InferenceSession:
             env = run_nodes(self.graph, self.free_after, env)
         return env
 
-    def _give_back_memory(self, nbytes: int) -> None:
+    def _give_back_memory(self, nbytes: int, new_shape: bool = False) -> None:
         """After a run at a smaller shape than the largest seen, hand freed heap
         pages back to the OS (glibc keeps them otherwise: the "arena never
-        shrinks" complaint). Cheap, and only when the shape got smaller."""
+        shrinks" complaint). Also after the first run at a shape, where
+        kernels may have repacked weights for it (Winograd tile sizes) and
+        freed the old copies. Cheap, and only on those runs."""
         with self._lock:
             biggest = self._biggest_feed
             self._biggest_feed = max(biggest, nbytes)
-        if nbytes < biggest and _malloc_trim is not None:
+        if (nbytes < biggest or new_shape) and _malloc_trim is not None:
             _malloc_trim(0)
 
     def _plan_for(self, key, env):
         """Per input-shape plan: cached kernel choices for the node report.
-        Bounded, so sessions that see many shapes do not grow without limit."""
+        Bounded, so sessions that see many shapes do not grow without limit.
+        Returns the plan, or None for a shape not seen before (now recorded)."""
         with self._lock:
             if key in self._plans:
                 self._plans.move_to_end(key)
                 return self._plans[key]
-            plan = {"shapes": {k: v.shape for k, v in env.items()}}
-            self._plans[key] = plan
+            self._plans[key] = {"shapes": {k: v.shape for k, v in env.items()}}
             while len(self._plans) > self.MAX_PLANS:
                 self._plans.popitem(last=False)
-            return plan
+            return None   # a shape not seen before
 
     # ---- introspection ----------------------------------------------------------
     def profile(self, feeds, runs: int = 3) -> list:
