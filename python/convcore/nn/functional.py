@@ -1,8 +1,9 @@
 """Differentiable ops on ``Tensor``: the functional forms behind the modules.
 
 conv2d, pooling and relu run forward and backward in the compiled kernels
-(``convcore._core``), and so does a float32 linear layer (as a 1x1 convolution,
-i.e. one GEMM); batch norm, dropout and the losses are a few lines of numpy.
+(``convcore._core``), and so do float32 batch norm and a float32 linear layer
+(as a 1x1 convolution, i.e. one GEMM); dropout, the losses and the float64
+paths (gradient checks) are a few lines of numpy.
 Arguments are checked once, in the forward call, by the same helpers the plain
 functional API uses, so backward can call ``_core`` directly.
 """
@@ -209,18 +210,91 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1):
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+               momentum=0.1, eps=1e-5, *, activation=None):
     """Batch norm over axis 1 of an (N, C, ...) input, as ``torch.nn.functional.batch_norm``.
 
     In training mode the batch statistics normalise the input and, when
     running buffers are given, update them in place (unbiased variance).
-    Written to touch the (large) activation as few times as possible: the
-    per-channel sums are einsum reductions over an (N, C, L) view, and the
-    backward pass reuses the centred input saved by the forward pass.
+    ``activation="relu"`` fuses a ReLU into the same pass (BatchNorm2d + ReLU
+    in a ``Sequential``). float32 runs in the compiled kernel (statistics
+    summed in float64); other dtypes (float64 gradient checks) in numpy.
     """
     x = _t(x)
     weight = None if weight is None else _t(weight)
     bias = None if bias is None else _t(bias)
+    xd = x.data
+    if xd.ndim < 2:
+        raise ValueError(f"batch_norm: input must be at least 2-D (N, C, ...), got shape {xd.shape}")
+    C = xd.shape[1]
+    for name, v in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if v is not None and v.shape != (C,):
+            raise ValueError(f"batch_norm: {name} must have shape ({C},) for an input with {C} "
+                             f"channels, got {v.shape}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: give both running_mean and running_var, or neither")
+    if not training and running_mean is None:
+        raise ValueError("batch_norm: running_mean and running_var are needed when not training")
+    if training and xd.size <= C:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                         f"got input shape {xd.shape}")
+    if activation not in (None, "relu"):
+        raise ValueError(f"batch_norm: activation must be None or 'relu', got {activation!r}")
+    relu = activation == "relu"
+    f32 = np.float32
+    if xd.dtype == f32 and all(p is None or p.data.dtype == f32 for p in (weight, bias)):
+        y, backward = _batch_norm_kernel(x, running_mean, running_var, weight, bias, training,
+                                         float(momentum), float(eps), relu)
+    else:
+        y, backward = _batch_norm_numpy(x, running_mean, running_var, weight, bias, training,
+                                        momentum, eps, relu)
+    parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
+    out = Tensor._make(y, parents, backward, "batch_norm")
+    if not training:
+        _record("batch_norm", parents, out, mean=running_mean, var=running_var, eps=float(eps),
+                has_weight=weight is not None, has_bias=bias is not None)
+    else:
+        _record("batch_norm_train", parents, out)
+    if relu:
+        _record("relu", (out,), out)  # the trace sees BatchNormalization then Relu
+    return out
+
+
+def _batch_norm_kernel(x, running_mean, running_var, weight, bias, training, momentum, eps, relu):
+    xd = np.ascontiguousarray(x.data)
+    wd = None if weight is None else np.ascontiguousarray(weight.data)
+    bd = None if bias is None else np.ascontiguousarray(bias.data)
+    # The kernel updates float32 C-contiguous buffers in place; others go
+    # through a float32 copy that is written back.
+    rm, rv = running_mean, running_var
+    copied = rm is not None and not all(
+        isinstance(b, np.ndarray) and b.dtype == np.float32 and b.flags.c_contiguous
+        and b.flags.writeable for b in (rm, rv))
+    if copied:
+        rm, rv = np.array(rm, dtype=np.float32), np.array(rv, dtype=np.float32)
+    y, mean, invstd = _core.batch_norm_forward(xd, wd, bd, rm, rv, bool(training), momentum, eps,
+                                               relu)
+    if copied and training:
+        running_mean[...] = rm
+        running_var[...] = rv
+    ym = y if relu else None
+
+    def backward(g):
+        need_w = weight is not None and weight.requires_grad
+        need_b = bias is not None and bias.requires_grad
+        gx, gw, gb = _core.batch_norm_backward(_f32(g), xd, ym, mean, invstd, wd, bool(training),
+                                               x.requires_grad, need_w, need_b)
+        return (gx,) + ((gw,) if weight is not None else ()) + ((gb,) if bias is not None else ())
+    return y, backward
+
+
+def _batch_norm_numpy(x, running_mean, running_var, weight, bias, training, momentum, eps, relu):
+    """The float64 (or mixed-dtype) path: the same maths in numpy.
+
+    Touches the activation as few times as possible: the per-channel sums are
+    einsum reductions over an (N, C, L) view, and backward reuses the centred
+    input saved by the forward pass.
+    """
     xd = x.data
     N, C = xd.shape[0], xd.shape[1]
     m = xd.size // C if C else 0
@@ -232,9 +306,6 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         return np.einsum("ncl->c", a3)
 
     if training:
-        if m <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
-                             f"got input shape {xd.shape}")
         mean = csum(x3) / m
         xc = xd - mean.reshape(bshape)  # kept for backward
         xc3 = xc.reshape(N, C, -1)
@@ -256,8 +327,12 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         shift = -mean * scale if bias is None else bias.data - mean * scale
         y = xd * scale.reshape(bshape)
         y += shift.astype(dt).reshape(bshape)
+    if relu:
+        np.maximum(y, 0, out=y)
 
     def backward(g):
+        if relu:
+            g = g * (y > 0)
         g3 = g.reshape(N, C, -1)
         gsum = csum(g3)
         need_w = weight is not None and weight.requires_grad
@@ -277,15 +352,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         if bias is not None:
             grads.append(gsum if bias.requires_grad else None)
         return tuple(grads)
-
-    parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
-    out = Tensor._make(y, parents, backward, "batch_norm")
-    if not training:
-        _record("batch_norm", parents, out, mean=running_mean, var=running_var, eps=float(eps),
-                has_weight=weight is not None, has_bias=bias is not None)
-    else:
-        _record("batch_norm_train", parents, out)
-    return out
+    return y, backward
 
 
 def dropout(x, p: float = 0.5, training: bool = True, generator=None):

@@ -240,7 +240,7 @@ class BatchNorm2d(Module):
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
 
-    def forward(self, x):
+    def forward(self, x, *, activation=None):
         x = _input(self, x, 4, self.num_features)
         use_batch = self.training or not self.track_running_stats
         momentum = self.momentum
@@ -250,7 +250,8 @@ class BatchNorm2d(Module):
                 momentum = 1.0 / float(self.num_batches_tracked)
         return F.batch_norm(x, self.running_mean if self.track_running_stats else None,
                             self.running_var if self.track_running_stats else None,
-                            self.weight, self.bias, use_batch, momentum or 0.0, self.eps)
+                            self.weight, self.bias, use_batch, momentum or 0.0, self.eps,
+                            activation=activation)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
@@ -273,8 +274,8 @@ class Dropout(Module):
 class Sequential(Module):
     """Modules applied in order; indexes, slices, iterates and has a len, like a list.
 
-    In training, a Conv2d directly followed by a ReLU runs as one fused kernel
-    call (same result and gradients, one pass less over memory).
+    A Conv2d or BatchNorm2d directly followed by a ReLU runs as one fused
+    kernel call (same result and gradients, one pass less over memory).
     """
 
     def __init__(self, *modules):
@@ -312,7 +313,7 @@ class Sequential(Module):
         while i < len(mods):
             m = mods[i]
             nxt = mods[i + 1] if i + 1 < len(mods) else None
-            if type(m) is Conv2d and type(nxt) is ReLU:
+            if type(nxt) is ReLU and (type(m) is Conv2d or type(m) is BatchNorm2d):
                 x = m(x, activation="relu")
                 i += 2
             else:
