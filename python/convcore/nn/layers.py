@@ -106,12 +106,12 @@ class Linear(Module):
             bound = 1 / math.sqrt(self.in_features)
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x):
+    def forward(self, x, *, activation=None):
         x = x if isinstance(x, Tensor) else Tensor(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input with {self.in_features} features in its "
                              f"last dimension, got shape {x.shape}")
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias, activation=activation)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, " \
@@ -274,8 +274,8 @@ class Dropout(Module):
 class Sequential(Module):
     """Modules applied in order; indexes, slices, iterates and has a len, like a list.
 
-    A Conv2d or BatchNorm2d directly followed by a ReLU runs as one fused
-    kernel call (same result and gradients, one pass less over memory).
+    A Conv2d, BatchNorm2d or Linear directly followed by a ReLU runs as one
+    fused kernel call (same result and gradients, one pass less over memory).
     """
 
     def __init__(self, *modules):
@@ -313,13 +313,16 @@ class Sequential(Module):
         while i < len(mods):
             m = mods[i]
             nxt = mods[i + 1] if i + 1 < len(mods) else None
-            if type(nxt) is ReLU and (type(m) is Conv2d or type(m) is BatchNorm2d):
+            if type(nxt) is ReLU and type(m) in _FUSES_RELU:
                 x = m(x, activation="relu")
                 i += 2
             else:
                 x = m(x)
                 i += 1
         return x
+
+
+_FUSES_RELU = (Conv2d, BatchNorm2d, Linear)
 
 
 class ModuleList(Module):
