@@ -522,7 +522,7 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
 
 // ---------------------------------------------------------------- direct grad_weight
 
-const cpu::WgradDirectKernels& wgrad_kernels() {
+const cpu::WgradDirectKernels& wgrad_kernels(index_t OW) {
   static const cpu::WgradDirectKernels table = [] {
     cpu::WgradDirectKernels t;
     const std::string isa = kernels().isa;  // follows CONVCORE_ISA like every kernel
@@ -535,6 +535,17 @@ const cpu::WgradDirectKernels& wgrad_kernels() {
 #endif
     return t;
   }();
+#if CONVCORE_HAVE_X86
+  // Rows of 8 (LeNet's second conv) would leave half of every 16-wide vector
+  // empty: the 8-wide kernels do the same sums in full vectors.
+  static const cpu::WgradDirectKernels narrow = [] {
+    cpu::WgradDirectKernels t;
+    cpu::avx2::fill_wgrad_direct(t);
+    return t;
+  }();
+  if (table.simd_width == 16 && OW <= 8) return narrow;
+#endif
+  (void)OW;
   return table;
 }
 
@@ -545,8 +556,11 @@ const cpu::WgradDirectKernels& wgrad_kernels() {
 // the large ones). The choice depends on the shape (and ISA) only.
 bool direct_grad_weight(const Conv2dParams& p) {
   if (p.groups != 1 || !(p.kw == 3 || p.kw == 5)) return false;
-  const index_t vw = wgrad_kernels().simd_width, nvec = ceil_div(p.OW, vw);
-  if (vw != kernels().simd_width || 2 * p.OW < nvec * vw) return false;  // dw_plane's pitch
+  const index_t vw = wgrad_kernels(p.OW).simd_width, nvec = ceil_div(p.OW, vw);
+  // Half of the lanes at least, judged at the table's width (so OW >= 8 with
+  // AVX-512); dw_plane's pitch must cover the kernel's vectors.
+  const index_t tw = kernels().simd_width;
+  if (vw > tw || 2 * p.OW < ceil_div(p.OW, tw) * tw) return false;
   return p.K * p.OH * nvec * vw <= (index_t(1) << 17) && p.C * p.K <= 64 * 64;
 }
 
@@ -560,7 +574,7 @@ bool direct_grad_weight(const Conv2dParams& p) {
 // the images into a count fixed by the shape and are summed in slot order at
 // the end, so the thread count never changes the order of any sum.
 void direct_backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw) {
-  const cpu::WgradDirectKernels& wk = wgrad_kernels();
+  const cpu::WgradDirectKernels& wk = wgrad_kernels(p.OW);
   const index_t vw = wk.simd_width, nvec = ceil_div(p.OW, vw), gp = nvec * vw;
   const index_t maxkb = p.kw == 3 ? wk.kb3 : wk.kb5, maxkr = p.kw == 3 ? wk.kr3 : wk.kr5;
   const index_t nkb = ceil_div(p.K, maxkb);
@@ -571,11 +585,15 @@ void direct_backward_weight(const Conv2dParams& p, const float* gy, const float*
   const index_t kplane = pad_gy ? p.OH * gp : ohw, gy_image = p.K * kplane;
   const index_t per_slot = p.C * nkb;
   const index_t S = std::min<index_t>(p.N, std::max<index_t>(1, ceil_div(8, per_slot)));
-  // Images per block: their dY and x planes within ~384 KiB.
-  const index_t img_floats = gy_image + p.C * q.size;
-  const index_t B = std::clamp<index_t>((index_t(96) << 10) / std::max<index_t>(1, img_floats), 1, 8);
-  const index_t kstride = p.C * taps * vw;  // acc[s][k][c][ki][kj][lane]
-  std::vector<float> acc(size_t(S * p.K * kstride), 0.f);
+  // Images per block: up to 8, while their dY and this worker's x planes
+  // stay within ~512 KiB (of Zen 4's 1 MiB L2). The block size does not
+  // change the order of any sum.
+  auto images_per_block = [&](index_t channels) {
+    const index_t img_floats = gy_image + channels * q.size;
+    return std::clamp<index_t>((index_t(128) << 10) / std::max<index_t>(1, img_floats), 1, 8);
+  };
+  const index_t kstride = taps * vw;  // acc[s][c][k][ki][kj][lane]: a job's block is contiguous
+  std::vector<float> acc(size_t(S * p.C * p.K * kstride), 0.f);
   cpu::WgradDirectArgs base;
   base.rows = p.OH;
   base.nvec = nvec;
@@ -593,10 +611,12 @@ void direct_backward_weight(const Conv2dParams& p, const float* gy, const float*
   base.acc_k_stride = kstride;
 
   parallel_for(S * per_slot, 1, [&](index_t b, index_t e) {
-    std::vector<float> xstore, gpad(pad_gy ? size_t(B * gy_image) : 0, 0.f);
+    std::vector<float> xstore, gpad;
     for (index_t j = b; j < e;) {
       const index_t s = j / per_slot, jend = std::min(e, (s + 1) * per_slot);
       const index_t c_lo = (j % per_slot) / nkb, c_hi = ((jend - 1) % per_slot) / nkb + 1;
+      const index_t B = images_per_block(c_hi - c_lo);
+      if (pad_gy) gpad.resize(size_t(B * gy_image));
       // xbuf[(c - c_lo) * B + image]: padding stays zero, only interiors are
       // rewritten. Vector-aligned, so tap kj = 0 never loads across a line.
       xstore.assign(size_t((c_hi - c_lo) * B * q.size + vw), 0.f);
@@ -625,7 +645,7 @@ void direct_backward_weight(const Conv2dParams& p, const float* gy, const float*
           for (index_t ki0 = 0; ki0 < p.kh;) {
             const index_t kr = p.kh - ki0 >= maxkr ? maxkr : 1;
             a.x = xbuf + (c - c_lo) * B * q.size + ki0 * p.dil_h * rowf;
-            a.acc = acc.data() + ((s * p.K + k0) * p.C + c) * taps * vw + ki0 * p.kw * vw;
+            a.acc = acc.data() + ((s * p.C + c) * p.K + k0) * taps * vw + ki0 * p.kw * vw;
             wk.run(a, int(kn), int(kr), int(p.kw));
             ki0 += kr;
           }
@@ -638,9 +658,10 @@ void direct_backward_weight(const Conv2dParams& p, const float* gy, const float*
   const index_t wsz = p.K * p.C * taps;
   parallel_for(wsz, 1 << 12, [&](index_t b, index_t e) {
     for (index_t i = b; i < e; ++i) {
+      const index_t k = i / (p.C * taps), c = (i / taps) % p.C, t = i % taps;
       float v = 0.f;
       for (index_t s = 0; s < S; ++s) {
-        const float* a = acc.data() + (s * wsz + i) * vw;
+        const float* a = acc.data() + (((s * p.C + c) * p.K + k) * taps + t) * vw;
         float t = 0.f;
         for (index_t l = 0; l < vw; ++l) t += a[l];
         v = s == 0 ? t : v + t;
