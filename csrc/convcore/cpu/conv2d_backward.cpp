@@ -10,7 +10,10 @@
 //   grad_input, otherwise: col = W^T * dY on column tiles of one image, added
 //     back with col2im (per image, group and channel block, so no two jobs
 //     write one plane and batch 1 still splits across threads).
-//   grad_weight: dW^T += col_step * dY_step^T, steps along the (image,
+//   grad_weight, small ungrouped 3- or 5-wide convs (the small-CNN layers):
+//     direct dot products along output rows, no im2col (see
+//     direct_backward_weight and cpu/kernels/conv_wgrad_direct.cpp).
+//   grad_weight, otherwise: dW^T += col_step * dY_step^T, steps along the (image,
 //     output position) axis: tiles of one image for large planes (1x1
 //     operands read in place, no im2col), several whole images for small
 //     ones, so late layers still get long GEMM reductions.
@@ -561,7 +564,10 @@ bool direct_grad_weight(const Conv2dParams& p) {
   // AVX-512); dw_plane's pitch must cover the kernel's vectors.
   const index_t tw = kernels().simd_width;
   if (vw > tw || 2 * p.OW < ceil_div(p.OW, tw) * tw) return false;
-  return p.K * p.OH * nvec * vw <= (index_t(1) << 17) && p.C * p.K <= 64 * 64;
+  // Strided layers get no shared rows and less reuse per load: measured
+  // ahead of the GEMM path at 16->32 channels, behind at 64->64.
+  const index_t max_ck = p.stride_h == 1 && p.stride_w == 1 ? 64 * 64 : 32 * 32;
+  return p.K * p.OH * nvec * vw <= (index_t(1) << 17) && p.C * p.K <= max_ck;
 }
 
 // dW as dot products along output positions, without im2col: the x planes
