@@ -18,6 +18,7 @@ class SGD(Optimizer):
     def step(self) -> None:
         for g in self.param_groups:
             lr, mom, damp, wd = g["lr"], g["momentum"], g["dampening"], g["weight_decay"]
+            nesterov = g["nesterov"]
             for p, state in self._params_with_grad(g):
                 d = p.grad if wd == 0 else p.grad + wd * p.data
                 if mom:
@@ -27,5 +28,8 @@ class SGD(Optimizer):
                     else:
                         buf *= mom
                         buf += (1 - damp) * d if damp else d
-                    d = d + mom * buf if g["nesterov"] else buf
-                p.data -= (lr * d).astype(p.data.dtype, copy=False)
+                    d = d + mom * buf if nesterov else buf
+                step = lr * d  # in place below: p.data may be shared with the caller
+                if step.dtype != p.data.dtype:
+                    step = step.astype(p.data.dtype)
+                p.data -= step
