@@ -661,8 +661,10 @@ void direct_backward_weight(const Conv2dParams& p, const float* gy, const float*
     }
   });
   // dW[k][c][tap] = sum over slots (in order) of the lanes (in order).
+  // (Small weights stay on this thread: a few microseconds of adds are not
+  // worth waking the team again.)
   const index_t wsz = p.K * p.C * taps;
-  parallel_for(wsz, 1 << 12, [&](index_t b, index_t e) {
+  parallel_for(wsz, 1 << 14, [&](index_t b, index_t e) {
     for (index_t i = b; i < e; ++i) {
       const index_t k = i / (p.C * taps), c = (i / taps) % p.C, t = i % taps;
       float v = 0.f;
