@@ -24,9 +24,18 @@ typedef int vi __attribute__((vector_size(kVW * sizeof(int))));
 #define CONVCORE_IN_REG(v) (void)0
 #endif
 
-// kUnit: tap kj sits kj floats into the row (stride 1, dilation 1), a
-// constant offset in the load instead of one more pointer register.
-template <int KB, int KR, int KW, bool kUnit, bool kTail>
+// Where tap kj sits in a row. kMode 1: kj floats in (stride 1, dilation 1),
+// a constant offset in the load; kMode 2: stride 2, dilation 1, the taps
+// alternate between the two phase rows (kj_off[1] is the phase row length),
+// so one register holds it. Either way no pointer register per tap.
+template <int kMode, int KW>
+inline index_t tap(const index_t (&kj_off)[KW], int j) {
+  if (kMode == 1) return j;
+  if (kMode == 2) return ((j & 1) ? kj_off[1] : 0) + (j >> 1);
+  return kj_off[j];
+}
+
+template <int KB, int KR, int KW, int kMode, bool kTail>
 inline void step(vf (&acc)[KB][KR][KW], const float* const (&g)[KB], const float* xr,
                  const index_t (&ki_off)[KR], const index_t (&kj_off)[KW], vi live) {
   vf d[KB];
@@ -36,7 +45,7 @@ inline void step(vf (&acc)[KB][KR][KW], const float* const (&g)[KB], const float
   }
   for (int i = 0; i < KR; ++i)
     for (int j = 0; j < KW; ++j) {
-      vf xv = load(xr + ki_off[i] + (kUnit ? j : kj_off[j]));
+      vf xv = load(xr + ki_off[i] + tap<kMode>(kj_off, j));
       // Lanes past OW: dY is zero there, and x is zeroed too so that an
       // inf/NaN in a neighbouring column cannot leak in (0 * inf).
       if (kTail) xv = live ? xv : vf{};
@@ -49,7 +58,7 @@ inline void step(vf (&acc)[KB][KR][KW], const float* const (&g)[KB], const float
 // kernel row (stride_h == dil_h): x rows r = 0..KR of the pair are loaded
 // once and feed kernel row r of the first output row and r - 1 of the
 // second (KR + 1 row loads instead of 2 * KR).
-template <int KB, int KR, int KW, bool kUnit>
+template <int KB, int KR, int KW, int kMode>
 inline void step2(vf (&acc)[KB][KR][KW], const float* const (&g)[KB], index_t gpitch,
                   const float* xr, const index_t (&ki_off)[KR], const index_t (&kj_off)[KW]) {
   vf d0[KB], d1[KB];
@@ -63,7 +72,7 @@ inline void step2(vf (&acc)[KB][KR][KW], const float* const (&g)[KB], index_t gp
   for (int r = 0; r <= KR; ++r)
 #pragma GCC unroll 8
     for (int j = 0; j < KW; ++j) {
-      vf xv = load(xr + (r < KR ? ki_off[r] : ki_off[KR - 1] + ki_off[1]) + (kUnit ? j : kj_off[j]));
+      vf xv = load(xr + (r < KR ? ki_off[r] : ki_off[KR - 1] + ki_off[1]) + tap<kMode>(kj_off, j));
       CONVCORE_IN_REG(xv);
       if (r < KR)
 #pragma GCC unroll 8
@@ -74,7 +83,7 @@ inline void step2(vf (&acc)[KB][KR][KW], const float* const (&g)[KB], index_t gp
     }
 }
 
-template <int KB, int KR, int KW, bool kUnit>
+template <int KB, int KR, int KW, int kMode>
 void run_block(const WgradDirectArgs& a) {
   vf acc[KB][KR][KW];
   float* const accp = a.acc;
@@ -101,12 +110,12 @@ void run_block(const WgradDirectArgs& a) {
         for (; v < full; ++v) {
           const float* gv[KB];
           for (int k = 0; k < KB; ++k) gv[k] = g[k] + v * kVW;
-          step2<KB, KR, KW, kUnit>(acc, gv, gpitch, xr + v * kVW, ki_off, kj_off);
+          step2<KB, KR, KW, kMode>(acc, gv, gpitch, xr + v * kVW, ki_off, kj_off);
         }
         for (int h = 0; h < 2 && v < nvec; ++h) {  // the partial last vector, row by row
           const float* gv[KB];
           for (int k = 0; k < KB; ++k) gv[k] = g[k] + h * gpitch + v * kVW;
-          step<KB, KR, KW, kUnit, true>(acc, gv, xr + h * xstep + v * kVW, ki_off, kj_off, live);
+          step<KB, KR, KW, kMode, true>(acc, gv, xr + h * xstep + v * kVW, ki_off, kj_off, live);
         }
         for (int k = 0; k < KB; ++k) g[k] += 2 * gpitch;
         xr += 2 * xstep;
@@ -116,12 +125,12 @@ void run_block(const WgradDirectArgs& a) {
       for (; v < full; ++v) {
         const float* gv[KB];
         for (int k = 0; k < KB; ++k) gv[k] = g[k] + v * kVW;
-        step<KB, KR, KW, kUnit, false>(acc, gv, xr + v * kVW, ki_off, kj_off, live);
+        step<KB, KR, KW, kMode, false>(acc, gv, xr + v * kVW, ki_off, kj_off, live);
       }
       if (v < nvec) {
         const float* gv[KB];
         for (int k = 0; k < KB; ++k) gv[k] = g[k] + v * kVW;
-        step<KB, KR, KW, kUnit, true>(acc, gv, xr + v * kVW, ki_off, kj_off, live);
+        step<KB, KR, KW, kMode, true>(acc, gv, xr + v * kVW, ki_off, kj_off, live);
       }
       for (int k = 0; k < KB; ++k) g[k] += gpitch;
       xr += xstep;
@@ -132,39 +141,43 @@ void run_block(const WgradDirectArgs& a) {
       for (int j = 0; j < KW; ++j) store(accp + k * ks + (i * KW + j) * kVW, acc[k][i][j]);
 }
 
-template <int KR, int KW, bool kUnit>
+template <int KR, int KW, int kMode>
 void run_kb(const WgradDirectArgs& a, int kb) {
   switch (kb) {
-    case 1: run_block<1, KR, KW, kUnit>(a); break;
-    case 2: run_block<2, KR, KW, kUnit>(a); break;
+    case 1: run_block<1, KR, KW, kMode>(a); break;
+    case 2: run_block<2, KR, KW, kMode>(a); break;
 #if defined(CONVCORE_ISA_avx512)
-    case 3: run_block<3, KR, KW, kUnit>(a); break;
-    default: run_block<4, KR, KW, kUnit>(a); break;
+    case 3: run_block<3, KR, KW, kMode>(a); break;
+    default: run_block<4, KR, KW, kMode>(a); break;
 #else
-    default: run_block<3, KR, KW, kUnit>(a); break;
+    default: run_block<3, KR, KW, kMode>(a); break;
 #endif
   }
 }
 
-template <bool kUnit>
+template <int kMode>
 void run_t(const WgradDirectArgs& a, int kb, int kr, int kw) {
 #if defined(CONVCORE_ISA_avx512)
   if (kw == 3 && kr == 3) {  // 2 x 3 x 3 = 18 accumulators
-    if (kb == 1) run_block<1, 3, 3, kUnit>(a);
-    else run_block<2, 3, 3, kUnit>(a);
+    if (kb == 1) run_block<1, 3, 3, kMode>(a);
+    else run_block<2, 3, 3, kMode>(a);
     return;
   }
 #endif
   (void)kr;
-  if (kw == 5) run_kb<1, 5, kUnit>(a, kb);
-  else run_kb<1, 3, kUnit>(a, kb);
+  if (kw == 5) run_kb<1, 5, kMode>(a, kb);
+  else run_kb<1, 3, kMode>(a, kb);
 }
 
 void run(const WgradDirectArgs& a, int kb, int kr, int kw) {
-  bool unit = true;
-  for (int j = 0; j < kw; ++j) unit = unit && a.kj_off[j] == j;
-  if (unit) run_t<true>(a, kb, kr, kw);
-  else run_t<false>(a, kb, kr, kw);
+  bool unit = true, phase2 = true;
+  for (int j = 0; j < kw; ++j) {
+    unit = unit && a.kj_off[j] == j;
+    phase2 = phase2 && a.kj_off[j] == ((j & 1) ? a.kj_off[1] : 0) + (j >> 1);
+  }
+  if (unit) run_t<1>(a, kb, kr, kw);
+  else if (phase2) run_t<2>(a, kb, kr, kw);
+  else run_t<0>(a, kb, kr, kw);
 }
 
 }  // namespace
