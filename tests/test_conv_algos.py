@@ -12,6 +12,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import convcore as cc
 from convcore import _core
@@ -76,18 +78,27 @@ CASES = [
     (1, 300, 7, 7, 130, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),    # 7x7 plane, pixels as rows
     (2, 20, 14, 14, 72, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),    # 14 -> 7, pixels as rows
     (1, 16, 14, 14, 96, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 2),    # 14x14, groups, rows
+    (2, 24, 37, 41, 20, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),    # 1x1 in place, partial panel
+    (1, 16, 45, 47, 40, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),    # shifted: many panels
+    (2, 5, 31, 29, 11, 5, 5, (3, 2), (2, 1, 0, 3), (1, 1), 1),     # shifted: 6 phases, asym
+    (1, 4, 19, 23, 6, 3, 3, (2, 2), (0, 0, 0, 0), (2, 3), 1),      # shifted: dilation vs stride
+    (1, 3, 40, 40, 16, 11, 11, (4, 4), (2, 2, 2, 2), (1, 1), 1),   # AlexNet-like 11x11 s4
+    (1, 16, 61, 130, 16, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 16),  # dw: many row bands, s2
+    (2, 17, 40, 190, 17, 5, 5, (1, 1), (2, 2, 2, 2), (1, 1), 17),  # dw 5x5 bands, partial block
+    (1, 64, 21, 37, 70, 3, 3, (1, 1), (1, 0, 2, 1), (1, 1), 1),    # Winograd F(4x4) by auto
+    (2, 96, 9, 15, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # F(2x2) by auto (9 rows)
 ]
 
 
 def algos_for(c):
     N, C, H, W, K, kh, kw, s, p, d, g = c
-    out = ["auto", "implicit_gemm", "im2col_gemm"]
+    out = ["auto", "implicit_gemm", "im2col_gemm", "shifted_gemm"]
     if kh == 1 and kw == 1:
         out.append("gemm1x1")
     if (kh, kw, s, d, g) == (3, 3, (1, 1), (1, 1), 1):
-        out.append("winograd3x3")
+        out += ["winograd3x3", "winograd3x3_f4"]
     if g == C and g > 1:
-        out = ["auto", "depthwise_direct", "implicit_gemm", "im2col_gemm"]
+        out = ["auto", "depthwise_direct", "implicit_gemm", "im2col_gemm", "shifted_gemm"]
     return out
 
 
@@ -100,9 +111,11 @@ def make(c, seed=0):
     return x, w, b
 
 
-def check(y, expect, tol=1e-4):
+def check(y, expect, tol=1e-4, scale=None):
+    """|y - expect| within tol of the scale (of the conv's own output where a
+    clamp shrank `expect`: the kernels' rounding is relative to that)."""
     assert y.shape == expect.shape
-    scale = max(1.0, float(np.abs(expect).max()))
+    scale = max(1.0, float(np.abs(expect).max()) if scale is None else scale)
     err = float(np.abs(y - expect).max())
     assert err <= tol * scale, f"max error {err} (scale {scale})"
 
@@ -116,7 +129,7 @@ def test_every_algorithm_and_epilogue(c):
     for algo in algos_for(c):
         for act, r in [(None, None), ("relu", None), (("clip", -0.5, 0.75), res), ("relu", res)]:
             y = conv2d_fused(x, w, b, s, p, d, g, activation=act, residual=r, algo=algo)
-            check(y, epilogue(base, act, r))
+            check(y, epilogue(base, act, r), scale=float(np.abs(epilogue(base, None, r)).max()))
     # no bias
     y = conv2d_fused(x, w, None, s, p, d, g)
     check(y, ref_conv(x, w, None, s, p, d, g))
@@ -127,9 +140,15 @@ def test_auto_choice():
     assert conv_algorithm((1, 64, 56, 56), (128, 64, 1, 1), stride=2) == "gemm1x1"
     assert conv_algorithm((1, 32, 56, 56), (32, 1, 3, 3), padding=1, groups=32) == "depthwise_direct"
     assert conv_algorithm((1, 32, 56, 56), (64, 1, 3, 3), padding=1, groups=32) == "depthwise_direct"
-    assert conv_algorithm((1, 64, 56, 56), (64, 64, 3, 3), padding=1) == "winograd3x3"
-    assert conv_algorithm((1, 64, 56, 56), (64, 64, 3, 3), padding=1, stride=2) == "implicit_gemm"
-    assert conv_algorithm((1, 3, 56, 56), (64, 3, 3, 3), padding=1) == "implicit_gemm"
+    assert conv_algorithm((1, 64, 56, 56), (64, 64, 3, 3), padding=1) == "winograd3x3_f4"
+    assert conv_algorithm((1, 512, 7, 7), (512, 512, 3, 3), padding=1) == "winograd3x3"
+    assert conv_algorithm((1, 64, 56, 56), (64, 64, 3, 3), padding=1, stride=2) == "shifted_gemm"
+    assert conv_algorithm((1, 32, 56, 56), (64, 32, 3, 3), padding=1) == "shifted_gemm"
+    assert conv_algorithm((1, 3, 224, 224), (64, 3, 7, 7), padding=3, stride=2) == "shifted_gemm"
+    assert conv_algorithm((1, 3, 224, 224), (32, 3, 3, 3), padding=1, stride=2) == "shifted_gemm"
+    # many output channels (B packing cheap per channel) and many dropped columns
+    assert conv_algorithm((1, 256, 28, 28), (256, 256, 3, 3), padding=1, stride=2) == "implicit_gemm"
+    assert conv_algorithm((1, 512, 14, 14), (512, 512, 3, 3), padding=1, stride=2) == "implicit_gemm"
 
 
 def test_forced_algorithm_that_does_not_apply():
@@ -139,8 +158,9 @@ def test_forced_algorithm_that_does_not_apply():
     with pytest.raises(ValueError, match="depthwise_direct"):
         conv2d_fused(x, w, b, 1, 1, algo="depthwise_direct")
     x2, w2, b2 = make(CASES[4])  # 3x3 stride 2
-    with pytest.raises(ValueError, match="winograd3x3"):
-        conv2d_fused(x2, w2, b2, 2, 1, algo="winograd3x3")
+    for name in ("winograd3x3", "winograd3x3_f4"):
+        with pytest.raises(ValueError, match=name):
+            conv2d_fused(x2, w2, b2, 2, 1, algo=name)
     for name in ("direct", "fastest"):
         with pytest.raises(ValueError):
             conv2d_fused(x, w, b, 1, 1, algo=name)
@@ -280,3 +300,54 @@ def test_concurrent_python_threads_and_thread_changes():
     finally:
         cc.set_num_threads(old)
     assert not bad
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**31 - 1), st.sampled_from(["shifted_gemm", "implicit_gemm"]))
+def test_forced_gemm_paths_sweep(seed, algo):
+    # Random geometry (strides vs dilations, asymmetric pads, groups, tails
+    # of panels and of register tiles) for the paths auto picks by size.
+    rng = np.random.default_rng(seed)
+    g = int(rng.choice([1, 1, 2, 3]))
+    kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+    s = tuple(int(v) for v in rng.integers(1, 4, 2))
+    d = tuple(int(v) for v in rng.integers(1, 3, 2))
+    p = tuple(int(v) for v in rng.integers(0, 3, 4))
+    H = int(rng.integers(max(1, d[0] * (kh - 1) + 1 - p[0] - p[2]), 40))
+    W = int(rng.integers(max(1, d[1] * (kw - 1) + 1 - p[1] - p[3]), 40))
+    c = (int(rng.integers(1, 4)), g * int(rng.integers(1, 7)), H, W, g * int(rng.integers(1, 12)),
+         kh, kw, s, p, d, g)
+    x, w, b = make(c, seed % 1000)
+    base = ref_conv(x, w, b, s, p, d, g)
+    res = np.random.default_rng(seed).standard_normal(base.shape).astype(np.float32)
+    y = conv2d_fused(x, w, b, s, p, d, g, activation="relu", residual=res, algo=algo)
+    check(y, epilogue(base, "relu", res))
+
+
+@pytest.mark.parametrize("algo", ["shifted_gemm", "gemm1x1"])
+def test_shifted_threads_identical(algo):
+    k = 1 if algo == "gemm1x1" else 3
+    c = (2, 24, 29, 33, 40, k, k, (1, 1), (0,) * 4 if k == 1 else (1,) * 4, (1, 1), 1)
+    x, w, b = make(c)
+    old = cc.get_num_threads()
+    try:
+        ys = []
+        for t in (1, 2, 3):
+            cc.set_num_threads(t)
+            ys.append(conv2d_fused(x, w, b, c[7], c[8], c[9], 1, activation="relu", algo=algo))
+    finally:
+        cc.set_num_threads(old)
+    assert np.array_equal(ys[0], ys[1]) and np.array_equal(ys[0], ys[2])
+
+
+def test_auto_winograd_tile_follows_plane_size():
+    # One packed layer run on a large plane (F(4x4), packed on first use)
+    # and on a 7x7 one (F(2x2)): both right, both reported.
+    c = (1, 64, 30, 30, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    x, w, b = make(c)
+    pk = packed(w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1, "relu")
+    for shape in [(1, 64, 30, 30), (2, 64, 7, 7), (1, 64, 16, 14)]:
+        xs = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+        check(pk.run(xs), np.maximum(ref_conv(xs, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1), 0))
+        want = "winograd3x3_f4" if min(shape[2:]) >= 14 else "winograd3x3"
+        assert pk.algo(list(shape)) == want

@@ -16,7 +16,8 @@ std::vector<index_t> shape_of(const farray& a) {
 convcore::ConvAlgo parse_algo(const std::string& s) {
   using convcore::ConvAlgo;
   for (ConvAlgo a : {ConvAlgo::Auto, ConvAlgo::Gemm1x1, ConvAlgo::Im2colGemm, ConvAlgo::Depthwise,
-                     ConvAlgo::Winograd3x3, ConvAlgo::Direct, ConvAlgo::ImplicitGemm})
+                     ConvAlgo::Winograd3x3, ConvAlgo::Direct, ConvAlgo::ImplicitGemm,
+                     ConvAlgo::ShiftedGemm, ConvAlgo::Winograd3x3F4})
     if (s == convcore::conv_algo_name(a)) return a;
   throw py::value_error("conv2d: unknown algorithm '" + s + "'");
 }

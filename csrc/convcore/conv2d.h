@@ -5,7 +5,10 @@
 
 namespace convcore {
 
-enum class ConvAlgo { Auto, Gemm1x1, Im2colGemm, Depthwise, Winograd3x3, Direct, ImplicitGemm };
+enum class ConvAlgo {
+  Auto, Gemm1x1, Im2colGemm, Depthwise, Winograd3x3, Direct, ImplicitGemm, ShiftedGemm,
+  Winograd3x3F4  // F(4x4, 3x3); Winograd3x3 is F(2x2, 3x3)
+};
 const char* conv_algo_name(ConvAlgo a);
 
 // The algorithm conv2d_forward will use for these parameters (one place).

@@ -41,17 +41,25 @@ class PackedConv2d {
   AlignedFloats a_;       // GEMM-packed: [group][k block][M padded x kc], or
                           // Winograd: [xi][k block][K padded x kc]
   index_t mpad_ = 0, kc_ = 0, mr_ = 0;
-  bool wino_ = false;     // a_ holds Winograd-transformed weights
+  int wino_ = 0;          // a_ holds Winograd-transformed weights for output
+                          // tiles wino_ x wino_ (2 or 4), else 0
+  // Auto-chosen Winograd layers pack F(2x2) at construction (the plane
+  // size is unknown then) and F(4x4) on the first run on a plane that
+  // wants it (choose_conv_algo), here.
+  mutable std::once_flag f4_once_;
+  mutable AlignedFloats f4_;
+  const float* f4_weights() const;
   // Transposed weights for the small-plane path, packed on first use:
   // [group][k block][Kg padded to NR x kc] in NR-column panels.
   mutable std::once_flag bt_once_;
   mutable AlignedFloats bt_;
   mutable index_t bt_npad_ = 0;
   const float* transposed_weights() const;
-  void pack_winograd(const float* w);
+  void pack_winograd(const float* w, int tile, AlignedFloats& out) const;
   friend struct ConvRunner;
   friend struct WinogradRunner;
   friend struct SmallPlaneRunner;
+  friend struct ShiftedRunner;
 };
 
 // Checks that `algo` can run `p`; throws std::invalid_argument otherwise.

@@ -86,6 +86,28 @@ struct KernelTable {
   // NR-column panels as gemm_block wants them (cpu/kernels/conv_pack.cpp).
   void (*conv_pack_b)(const Conv2dParams& p, const float* x_group, index_t p0, index_t kc,
                       index_t j0, index_t nc, float* Bp) = nullptr;
+  // Shifted GEMM (cpu/kernels/shifted_gemm.cpp): as gemm_block, but row k
+  // of B is read in place at base + offs[k] (+ column), unaligned; reads
+  // reach column roundup(nc, gemm_nr) - 1. shifted_unflatten copies rows of
+  // a result computed over flat columns [j0, j1) of a Wf-wide grid (ow < OW
+  // kept) into output planes (ohw apart) with bias, residual and clamp.
+  void (*gemm_block_shifted)(index_t kc, index_t mc, index_t nc, const float* Ap,
+                             const float* base, const index_t* offs, float* C, index_t ldc,
+                             const GemmTileOut& out) = nullptr;
+  void (*shifted_unflatten)(const float* Cb, index_t ldcb, index_t mc, index_t j0, index_t j1,
+                            index_t Wf, index_t OW, index_t ohw, float* y, const float* res,
+                            const float* bias, bool clamp, float lo, float hi) = nullptr;
+  // d[q] = x_row[q*sw + off] where that lies in [0, W), else 0, q < Wf
+  // (one zero-padded phase row of the shifted GEMM's input).
+  void (*shifted_fill_row)(const float* x_row, index_t W, index_t sw, index_t off, index_t Wf,
+                           float* d) = nullptr;
+  // Optional (masked stores): as gemm_block_shifted over flat columns
+  // [j0, j1), but each tile's row pieces are stored straight into the
+  // output planes (C: row 0's plane, ldc apart; residual alike), dropping
+  // the Wf - OW padding columns: no copy-out pass.
+  void (*gemm_block_flat)(index_t kc, index_t mc, index_t j0, index_t j1, const float* Ap,
+                          const float* base, const index_t* offs, index_t Wf, index_t OW,
+                          float* C, index_t ldc, const GemmTileOut& out) = nullptr;
   // Winograd F(2x2,3x3) transforms (cpu/kernels/winograd.cpp): the input
   // transform of channels [c0, c0+kc) for tile rows [th0, th1) into 16 B
   // operands (NR panels, Vp + xi*vstride); the output transform of rows
@@ -98,6 +120,15 @@ struct KernelTable {
                           index_t th0, index_t th1, index_t m0, index_t mc, float* y_img,
                           const float* res_img, const float* bias, bool clamp, float lo,
                           float hi) = nullptr;
+  // The same for Winograd F(4x4, 3x3) (cpu/kernels/winograd4.cpp): 36
+  // operands / products, 4x4 output tiles.
+  void (*winograd4_input)(const Conv2dParams& p, const float* x_group, index_t c0, index_t kc,
+                          index_t th0, index_t th1, float* Vp, index_t vstride,
+                          index_t nr) = nullptr;
+  void (*winograd4_output)(const Conv2dParams& p, const float* M, index_t mstride, index_t ld,
+                           index_t th0, index_t th1, index_t m0, index_t mc, float* y_img,
+                           const float* res_img, const float* bias, bool clamp, float lo,
+                           float hi) = nullptr;
   // Optional narrow-column variant of gemm_block/conv_pack_b (same A
   // packing), for output planes that waste much of a gemm_nr-wide panel.
   int gemm_nr_small = 0;

@@ -4,6 +4,10 @@
 //                     packed SGEMM whose B panels are gathered straight from
 //                     the input (no im2col buffer; for 1x1 stride 1 a plain
 //                     panel copy), weights pre-packed (PackedConv2d)
+//   shifted_gemm      the same packed weights times B rows read in place
+//                     from a zero-padded (phase-split for strides) input:
+//                     no packing of B at all (ShiftedRunner; 1x1 stride-1
+//                     layers use it with x itself)
 //   im2col_gemm       explicit im2col tiles + sgemm (the old general path,
 //                     kept as a reference and fallback)
 // Work is split into (image, group, column block, row block) jobs chosen so
@@ -30,8 +34,10 @@ const char* conv_algo_name(ConvAlgo a) {
     case ConvAlgo::Im2colGemm: return "im2col_gemm";
     case ConvAlgo::Depthwise: return "depthwise_direct";
     case ConvAlgo::Winograd3x3: return "winograd3x3";
+    case ConvAlgo::Winograd3x3F4: return "winograd3x3_f4";
     case ConvAlgo::Direct: return "direct";
     case ConvAlgo::ImplicitGemm: return "implicit_gemm";
+    case ConvAlgo::ShiftedGemm: return "shifted_gemm";
   }
   return "?";
 }
@@ -45,16 +51,45 @@ bool winograd_ok(const Conv2dParams& p) {
 }
 // Auto picks Winograd from the geometry alone (so weights can be packed
 // before the input size is known): enough channels on both sides for the
-// transforms to be cheap next to the 16 GEMMs.
+// transforms to be cheap next to the 16 GEMMs. Below 64 the shifted GEMM
+// is faster (measured at 14-112 pixels square, 16-32 channels: 1.1-2x).
 bool winograd_preferred(const Conv2dParams& p) {
-  return winograd_ok(p) && p.C >= 16 && p.K >= 16;
+  return winograd_ok(p) && p.C >= 64 && p.K >= 64;
+}
+// F(4x4) over F(2x2) from 14-wide planes (measured 1.1-1.6x faster on the
+// ResNet/VGG layers of 56-224 pixels and the 512-channel 14x14 ones); on
+// 7x7 planes its 6x6 tiles waste too much (2x slower).
+bool winograd_f4_preferred(const Conv2dParams& p) { return p.OW >= 14 && p.OH >= 14; }
+// Width of the shifted GEMM's (padded, per-phase) input rows: wide enough
+// that every valid output's taps stay inside its own row. Its flat output
+// has this many columns per row, of which OW are kept.
+index_t shifted_width(const Conv2dParams& p) {
+  const index_t sw = p.stride_w;
+  return std::max((p.W + p.pad_l + p.pad_r + sw - 1) / sw, p.OW + (p.kw - 1) * p.dil_w / sw);
+}
+double shifted_waste(const Conv2dParams& p) {
+  return double(shifted_width(p)) / double(std::max<index_t>(p.OW, 1));
+}
+// Shifted GEMM over implicit GEMM where it measured faster: it computes the
+// dropped padding columns (waste) but packs nothing, while implicit GEMM's
+// B packing costs about 24 output channels' worth of work per column
+// (choose_split's model), i.e. a lot for layers with few output channels.
+// Strided layers also pay a gather into their phase planes.
+bool shifted_preferred(const Conv2dParams& p) {
+  const bool strided = p.stride_h > 1 || p.stride_w > 1;
+  const double pack = 1.0 + 24.0 / double(std::max<index_t>(p.Kg(), 1));
+  return shifted_waste(p) * (strided ? 1.04 : 1.0) <= pack;
 }
 }  // namespace
 
 ConvAlgo choose_conv_algo(const Conv2dParams& p) {
   if (is_depthwise(p)) return ConvAlgo::Depthwise;
   if (is_1x1(p)) return ConvAlgo::Gemm1x1;
-  if (winograd_preferred(p)) return ConvAlgo::Winograd3x3;
+  if (winograd_preferred(p))
+    return winograd_f4_preferred(p) ? ConvAlgo::Winograd3x3F4 : ConvAlgo::Winograd3x3;
+  // Sizes are unknown when weights are packed ahead of the input (H = 0):
+  // both GEMM paths share that packing, the run picks.
+  if (p.OW > 0 && shifted_preferred(p)) return ConvAlgo::ShiftedGemm;
   return ConvAlgo::ImplicitGemm;
 }
 
@@ -62,14 +97,16 @@ void check_conv_algo(const Conv2dParams& p, ConvAlgo a) {
   switch (a) {
     case ConvAlgo::Auto:
     case ConvAlgo::Im2colGemm:
-    case ConvAlgo::ImplicitGemm: return;
+    case ConvAlgo::ImplicitGemm:
+    case ConvAlgo::ShiftedGemm: return;
     case ConvAlgo::Gemm1x1:
       if (!is_1x1(p)) fail("conv2d", "algorithm 'gemm1x1' needs a 1x1 kernel, got ", p.kh, "x", p.kw);
       return;
     case ConvAlgo::Winograd3x3:
+    case ConvAlgo::Winograd3x3F4:
       if (!winograd_ok(p))
-        fail("conv2d", "algorithm 'winograd3x3' needs a 3x3 kernel, stride 1, dilation 1 and "
-             "groups 1, got ", p.kh, "x", p.kw, " stride ", p.stride_h, "x", p.stride_w,
+        fail("conv2d", "algorithm '", conv_algo_name(a),
+             "' needs a 3x3 kernel, stride 1, dilation 1 and groups 1, got ", p.kh, "x", p.kw, " stride ", p.stride_h, "x", p.stride_w,
              " dilation ", p.dil_h, "x", p.dil_w, " groups ", p.groups);
       return;
     case ConvAlgo::Depthwise:
@@ -337,6 +374,188 @@ struct SmallPlaneRunner {
   }
 };
 
+// Shifted GEMM. Row r = (c, ki, kj) of the implicit-GEMM B matrix is input
+// plane c shifted by the tap's offset once the input is zero-padded and, for
+// stride s, split into its s x s phases (a stride-s conv is a stride-1 conv
+// over the phases). The output is computed over the padded width Wf (each
+// row's Wf - OW extra columns are dropped when copying out), so B is read in
+// place: no per-call packing, only the padded input (about x's size) is
+// written. A 1x1, stride-1, unpadded conv reads x itself and stores into y.
+struct ShiftedRunner {
+  struct Layout {
+    index_t Hf = 0, Wf = 0, P = 1;  // phase-plane size, phases in use
+    bool direct = false;            // B read from x itself
+    std::vector<int> slot;          // phase (ph * stride_w + pw) -> plane, or -1
+  };
+
+  static Layout layout(const Conv2dParams& p) {
+    Layout L;
+    const index_t sh = p.stride_h, sw = p.stride_w;
+    L.direct = p.kh == 1 && p.kw == 1 && sh == 1 && sw == 1 && p.pad_t == 0 && p.pad_l == 0 &&
+               p.OH == p.H && p.OW == p.W;
+    if (L.direct) {
+      L.Hf = p.H;
+      L.Wf = p.W;
+      L.slot = {0};
+      return L;
+    }
+    L.slot.assign(size_t(sh * sw), -1);
+    L.P = 0;
+    for (index_t ki = 0; ki < p.kh; ++ki)
+      for (index_t kj = 0; kj < p.kw; ++kj) {
+        int& s = L.slot[size_t((ki * p.dil_h % sh) * sw + kj * p.dil_w % sw)];
+        if (s < 0) s = int(L.P++);
+      }
+    L.Hf = std::max((p.H + p.pad_t + p.pad_b + sh - 1) / sh, p.OH + (p.kh - 1) * p.dil_h / sh);
+    L.Wf = shifted_width(p);
+    return L;
+  }
+
+  // Zero-padded phase planes of channels [c0, c1) of image n.
+  static void fill(const Conv2dParams& p, const Layout& L, const float* x, float* xb, index_t n,
+                   index_t c0, index_t c1) {
+    const KernelTable& kt = kernels();
+    const index_t sh = p.stride_h, sw = p.stride_w, plane = L.Hf * L.Wf;
+    for (index_t c = c0; c < c1; ++c) {
+      const float* xc = x + (n * p.C + c) * p.H * p.W;
+      for (index_t ph = 0; ph < sh; ++ph)
+        for (index_t pw = 0; pw < sw; ++pw) {
+          const int s = L.slot[size_t(ph * sw + pw)];
+          if (s < 0) continue;
+          float* d = xb + ((n * p.C + c) * L.P + s) * plane;
+          for (index_t r = 0; r < L.Hf; ++r, d += L.Wf) {
+            const index_t ih = r * sh + ph - p.pad_t;
+            if (ih < 0 || ih >= p.H)
+              std::fill(d, d + L.Wf, 0.f);
+            else
+              kt.shifted_fill_row(xc + ih * p.W, p.W, sw, pw - p.pad_l, L.Wf, d);
+          }
+        }
+    }
+  }
+
+  static void run(const PackedConv2d& pk, const Conv2dParams& p, const float* x, float* y,
+                  const Epilogue& ep, const float* residual) {
+    const KernelTable& kt = kernels();
+    const Layout L = layout(p);
+    const index_t MR = pk.mr_, KC = pk.kc_, NR = kt.gemm_nr;
+    const index_t Cg = p.Cg(), Kg = p.Kg(), G = p.groups, khw = p.kh * p.kw;
+    const index_t rows = Cg * khw, ohw = p.OH * p.OW, hw = p.H * p.W;
+    const index_t plane = L.Hf * L.Wf, per_ng = Cg * L.P * plane;
+    const index_t nflat = L.direct ? ohw : p.OH * L.Wf;
+    std::vector<index_t> offs(static_cast<size_t>(rows));
+    for (index_t r = 0; r < rows; ++r) {
+      const index_t c = r / khw, ki = (r % khw) / p.kw, kj = r % p.kw;
+      if (L.direct) {
+        offs[size_t(r)] = c * hw;
+        continue;
+      }
+      const index_t dy = ki * p.dil_h, dx = kj * p.dil_w;
+      const int s = L.slot[size_t((dy % p.stride_h) * p.stride_w + dx % p.stride_w)];
+      offs[size_t(r)] = (c * L.P + s) * plane + dy / p.stride_h * L.Wf + dx / p.stride_w;
+    }
+    AlignedFloats xpad;
+    const float* src = x;
+    if (!L.direct) {
+      // Slack past the last plane: whole NR panels read beyond nflat.
+      const index_t total = p.N * G * per_ng, slack = NR + 64;
+      xpad.resize(total + slack);
+      std::fill(xpad.data() + total, xpad.data() + total + slack, 0.f);
+      const index_t chunk = std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(plane * L.P, 1));
+      const index_t per_img = (p.C + chunk - 1) / chunk;
+      run_jobs(p.N * per_img, [&](index_t job) {
+        const index_t n = job / per_img, c0 = (job % per_img) * chunk;
+        fill(p, L, x, xpad.data(), n, c0, std::min(p.C, c0 + chunk));
+      });
+      src = xpad.data();
+    }
+    const index_t panels = (nflat + NR - 1) / NR, mpanels = pk.mpad_ / MR;
+    const index_t max_cols = std::max<index_t>(NR, (index_t(512) * 256 / KC) / NR * NR);
+    const Split sp = choose_split(p.N * G, panels, mpanels, NR, MR, max_cols);
+    const index_t cpj = (panels + sp.cb - 1) / sp.cb, mpj = (mpanels + sp.mb - 1) / sp.mb;
+    const index_t MC = std::max<index_t>(MR, (index_t(256) * 1024 / (KC * 4)) / MR * MR);
+    const float* A = pk.a_.data();
+    const index_t* off = offs.data();
+    run_jobs(p.N * G * sp.cb * sp.mb, [&](index_t job) {
+      const index_t mbi = job % sp.mb, cbi = (job / sp.mb) % sp.cb;
+      const index_t ng = job / (sp.mb * sp.cb), g = ng % G, n = ng / G;
+      const index_t j0 = cbi * cpj * NR, j1 = std::min(nflat, j0 + cpj * NR);
+      const index_t m0 = mbi * mpj * MR, m1 = std::min(Kg, m0 + mpj * MR);
+      if (j0 >= j1 || m0 >= m1) return;
+      const float* base = src + (L.direct ? (n * p.C + g * Cg) * hw : ng * per_ng);
+      const index_t cbase = (n * p.K + g * Kg) * ohw;
+      GemmTileOut o;
+      o.clamp = ep.clamp();
+      o.lo = ep.lo;
+      o.hi = ep.hi;
+      o.ldr = ohw;
+      if (L.direct) {
+        // Whole panels in place; a last partial one is packed (reading it
+        // in place would run past the end of x), in narrow panels where the
+        // ISA has them (14x14 planes: 4 columns of a 32-wide panel used).
+        const index_t jfull = j0 + (j1 - j0) / NR * NR;
+        const bool narrow_tail = kt.gemm_nr_small > 0;
+        auto pack_tail = narrow_tail ? kt.conv_pack_b_small : kt.conv_pack_b;
+        auto block_tail = narrow_tail ? kt.gemm_block_small : kt.gemm_block;
+        float* Bp = jfull < j1 ? b_scratch(KC * NR) : nullptr;
+        for (index_t p0 = 0; p0 < rows; p0 += KC) {
+          const index_t kc = std::min(KC, rows - p0);
+          const float* Ablk = A + g * pk.mpad_ * rows + p0 * pk.mpad_;
+          if (Bp) pack_tail(p, base, p0, kc, jfull, j1 - jfull, Bp);
+          for (index_t i0 = m0; i0 < m1; i0 += MC) {
+            const index_t mc = std::min(MC, m1 - i0);
+            o.beta = p0 == 0 ? 0.f : 1.f;
+            o.final = p0 + kc == rows;
+            o.bias = ep.bias ? ep.bias + g * Kg + i0 : nullptr;
+            float* C = y + cbase + i0 * ohw;
+            const float* R = residual ? residual + cbase + i0 * ohw : nullptr;
+            if (jfull > j0) {
+              o.residual = R ? R + j0 : nullptr;
+              kt.gemm_block_shifted(kc, mc, jfull - j0, Ablk + i0 * kc, base + j0, off + p0,
+                                    C + j0, ohw, o);
+            }
+            if (Bp) {
+              o.residual = R ? R + jfull : nullptr;
+              block_tail(kc, mc, j1 - jfull, Ablk + i0 * kc, Bp, C + jfull, ohw, o);
+            }
+          }
+        }
+        return;
+      }
+      if (kt.gemm_block_flat) {  // tiles stored straight into y, padding dropped
+        for (index_t p0 = 0; p0 < rows; p0 += KC) {
+          const index_t kc = std::min(KC, rows - p0);
+          const float* Ablk = A + g * pk.mpad_ * rows + p0 * pk.mpad_;
+          o.beta = p0 == 0 ? 0.f : 1.f;
+          o.final = p0 + kc == rows;
+          for (index_t i0 = m0; i0 < m1; i0 += MC) {
+            o.bias = ep.bias ? ep.bias + g * Kg + i0 : nullptr;
+            o.residual = residual ? residual + cbase + i0 * ohw : nullptr;
+            kt.gemm_block_flat(kc, std::min(MC, m1 - i0), j0, j1, Ablk + i0 * kc, base,
+                               off + p0, L.Wf, p.OW, y + cbase + i0 * ohw, ohw, o);
+          }
+        }
+        return;
+      }
+      const index_t ldcb = (j1 - j0 + NR - 1) / NR * NR;
+      thread_local AlignedFloats Cb;
+      if (Cb.size < mpj * MR * ldcb) Cb.resize(mpj * MR * ldcb);
+      o.final = false;
+      for (index_t p0 = 0; p0 < rows; p0 += KC) {
+        const index_t kc = std::min(KC, rows - p0);
+        const float* Ablk = A + g * pk.mpad_ * rows + p0 * pk.mpad_;
+        o.beta = p0 == 0 ? 0.f : 1.f;
+        for (index_t i0 = m0; i0 < m1; i0 += MC)
+          kt.gemm_block_shifted(kc, std::min(MC, m1 - i0), ldcb, Ablk + i0 * kc, base + j0,
+                                off + p0, Cb.data() + (i0 - m0) * ldcb, ldcb, o);
+      }
+      kt.shifted_unflatten(Cb.data(), ldcb, m1 - m0, j0, j1, L.Wf, p.OW, ohw,
+                           y + cbase + m0 * ohw, residual ? residual + cbase + m0 * ohw : nullptr,
+                           ep.bias ? ep.bias + g * Kg + m0 : nullptr, ep.clamp(), ep.lo, ep.hi);
+    });
+  }
+};
+
 const float* PackedConv2d::transposed_weights() const {
   std::call_once(bt_once_, [&] {
     const KernelTable& kt = kernels();
@@ -359,12 +578,20 @@ const float* PackedConv2d::transposed_weights() const {
   return bt_.data();
 }
 
+// Winograd F(m x m, 3x3), m = pk.wino_ (2 or 4): (m+2)^2 GEMMs per job over
+// the transformed weights, between the input and output transforms.
 struct WinogradRunner {
-  static void run(const PackedConv2d& pk, const Conv2dParams& p, const float* x, float* y,
-                  const Epilogue& ep, const float* residual) {
+  static void run(const PackedConv2d& pk, ConvAlgo algo, const Conv2dParams& p, const float* x,
+                  float* y, const Epilogue& ep, const float* residual) {
     const KernelTable& kt = kernels();
+    // Weights: as packed, or auto's lazily packed F(4x4) ones.
+    const bool f4 = algo == ConvAlgo::Winograd3x3F4;
+    const index_t m = f4 ? 4 : 2, npts = (m + 2) * (m + 2);
+    const float* U = f4 && pk.wino_ != 4 ? pk.f4_weights() : pk.a_.data();
+    auto input = m == 4 ? kt.winograd4_input : kt.winograd_input;
+    auto output = m == 4 ? kt.winograd4_output : kt.winograd_output;
     const index_t MR = pk.mr_, KC = pk.kc_, K = p.K, C = p.C;
-    const index_t TH = (p.OH + 1) / 2, TW = (p.OW + 1) / 2, ohw = p.OH * p.OW;
+    const index_t TH = (p.OH + m - 1) / m, TW = (p.OW + m - 1) / m, ohw = p.OH * p.OW;
     // Jobs: blocks of whole tile rows (about 64 tiles) x blocks of output
     // channels, enough of them to feed every thread.
     const index_t rpj = std::max<index_t>(1, 64 / TW);
@@ -385,33 +612,29 @@ struct WinogradRunner {
     while (p.N * cb * mb < 2 * T && mb < mpanels) ++mb;
     const index_t mpj = (mpanels + mb - 1) / mb;
     const index_t ntp_max = (rpj * TW + NR - 1) / NR * NR;
-    const float* U = pk.a_.data();
     run_jobs(p.N * cb * mb, [&](index_t job) {
       thread_local AlignedFloats V, M;
-      if (V.size < 16 * std::min(KC, C) * ntp_max) V.resize(16 * std::min(KC, C) * ntp_max);
-      if (M.size < 16 * mpj * MR * ntp_max) M.resize(16 * mpj * MR * ntp_max);
-      {
-        const index_t mbi = job % mb, cbi = (job / mb) % cb, n = job / (mb * cb);
-        const index_t th0 = cbi * rpj, th1 = std::min(TH, th0 + rpj);
-        const index_t m0 = mbi * mpj * MR, m1 = std::min(K, m0 + mpj * MR);
-        if (m0 >= m1) return;
-        const index_t nt = (th1 - th0) * TW, ntp = (nt + NR - 1) / NR * NR, mc = m1 - m0;
-        const float* xg = x + n * C * p.H * p.W;
-        for (index_t c0 = 0; c0 < C; c0 += KC) {
-          const index_t kc = std::min(KC, C - c0);
-          kt.winograd_input(p, xg, c0, kc, th0, th1, V.data(), kc * ntp, NR);
-          for (int xi = 0; xi < 16; ++xi) {
-            GemmTileOut o;
-            o.beta = c0 == 0 ? 0.f : 1.f;
-            o.final = false;
-            block(kc, mc, nt, U + (xi * pk.mpad_ * C + c0 * pk.mpad_) + m0 * kc,
-                          V.data() + xi * kc * ntp, M.data() + xi * mc * ntp, ntp, o);
-          }
+      if (V.size < npts * std::min(KC, C) * ntp_max) V.resize(npts * std::min(KC, C) * ntp_max);
+      if (M.size < npts * mpj * MR * ntp_max) M.resize(npts * mpj * MR * ntp_max);
+      const index_t mbi = job % mb, cbi = (job / mb) % cb, n = job / (mb * cb);
+      const index_t th0 = cbi * rpj, th1 = std::min(TH, th0 + rpj);
+      const index_t m0 = mbi * mpj * MR, m1 = std::min(K, m0 + mpj * MR);
+      if (m0 >= m1) return;
+      const index_t nt = (th1 - th0) * TW, ntp = (nt + NR - 1) / NR * NR, mc = m1 - m0;
+      const float* xg = x + n * C * p.H * p.W;
+      for (index_t c0 = 0; c0 < C; c0 += KC) {
+        const index_t kc = std::min(KC, C - c0);
+        input(p, xg, c0, kc, th0, th1, V.data(), kc * ntp, NR);
+        for (index_t xi = 0; xi < npts; ++xi) {
+          GemmTileOut o;
+          o.beta = c0 == 0 ? 0.f : 1.f;
+          o.final = false;
+          block(kc, mc, nt, U + (xi * pk.mpad_ * C + c0 * pk.mpad_) + m0 * kc,
+                V.data() + xi * kc * ntp, M.data() + xi * mc * ntp, ntp, o);
         }
-        kt.winograd_output(p, M.data(), mc * ntp, ntp, th0, th1, m0, mc, y + n * K * ohw,
-                           residual ? residual + n * K * ohw : nullptr, ep.bias, ep.clamp(),
-                           ep.lo, ep.hi);
       }
+      output(p, M.data(), mc * ntp, ntp, th0, th1, m0, mc, y + n * K * ohw,
+             residual ? residual + n * K * ohw : nullptr, ep.bias, ep.clamp(), ep.lo, ep.hi);
     });
   }
 };
@@ -426,8 +649,17 @@ PackedConv2d::PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo al
   const KernelTable& kt = kernels();
   mr_ = kt.gemm_mr;
   kc_ = kt.gemm_kc;
+  if (algo == ConvAlgo::Winograd3x3 || algo == ConvAlgo::Winograd3x3F4 ||
+      (algo == ConvAlgo::Auto && winograd_preferred(geom)))
+    mpad_ = (geom.K + mr_ - 1) / mr_ * mr_;  // both tile sizes: K padded
   if (algo == ConvAlgo::Winograd3x3 || (algo == ConvAlgo::Auto && winograd_preferred(geom))) {
-    pack_winograd(w);
+    pack_winograd(w, 2, a_);
+    wino_ = 2;
+    return;
+  }
+  if (algo == ConvAlgo::Winograd3x3F4) {
+    pack_winograd(w, 4, a_);
+    wino_ = 4;
     return;
   }
   const index_t Kg = geom.Kg(), G = geom.groups, rows = geom.Cg() * geom.kh * geom.kw;
@@ -443,41 +675,48 @@ PackedConv2d::PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo al
   });
 }
 
-// U = G g G^T per (k, c), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
-// stored as 16 K x C matrices packed like GEMM A blocks: [xi][k block].
-void PackedConv2d::pack_winograd(const float* w) {
-  wino_ = true;
+// U = G g G^T per (k, c), stored as (tile+2)^2 K x C matrices packed like
+// GEMM A blocks: [xi][k block]. F(2x2): G = [1 0 0; 1/2 1/2 1/2;
+// 1/2 -1/2 1/2; 0 0 1]; F(4x4): G = [1/4 0 0; -1/6 -1/6 -1/6;
+// -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]. In double.
+const float* PackedConv2d::f4_weights() const {
+  std::call_once(f4_once_, [&] { pack_winograd(w_.data(), 4, f4_); });
+  return f4_.data();
+}
+
+void PackedConv2d::pack_winograd(const float* w, int tile, AlignedFloats& out) const {
   const KernelTable& kt = kernels();
-  const index_t K = geom_.K, C = geom_.C;
-  mpad_ = (K + mr_ - 1) / mr_ * mr_;
-  std::vector<float> u(size_t(16 * K * C));
-  // Small weights are transformed inline: waking the OpenMP team costs more
-  // than the work, and its spinning threads then delay the job pool's.
+  const index_t K = geom_.K, C = geom_.C, T = tile + 2, npts = T * T;
+  static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static const double G4[6][3] = {{0.25, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                  {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                  {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  const double(*G)[3] = tile == 4 ? G4 : G2;
+  const index_t mpad = (K + mr_ - 1) / mr_ * mr_;
+  std::vector<float> u(size_t(npts * K * C));
+  // Small weights are transformed inline: waking the workers costs more
+  // than the work.
   parallel_for(K, std::max<index_t>(1, 8192 / std::max<index_t>(C, 1)), [&](index_t b, index_t e) {
     for (index_t k = b; k < e; ++k)
       for (index_t c = 0; c < C; ++c) {
         const float* g = w + (k * C + c) * 9;
-        double t[4][3];
-        for (int j = 0; j < 3; ++j) {
-          t[0][j] = g[j];
-          t[1][j] = 0.5 * (g[j] + g[3 + j] + g[6 + j]);
-          t[2][j] = 0.5 * (g[j] - g[3 + j] + g[6 + j]);
-          t[3][j] = g[6 + j];
-        }
-        for (int i = 0; i < 4; ++i) {
-          const double r[4] = {t[i][0], 0.5 * (t[i][0] + t[i][1] + t[i][2]),
-                               0.5 * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-          for (int j = 0; j < 4; ++j) u[size_t(((i * 4 + j) * K + k) * C + c)] = float(r[j]);
-        }
+        double t[6][3];  // G g
+        for (index_t i = 0; i < T; ++i)
+          for (int j = 0; j < 3; ++j)
+            t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+        for (index_t i = 0; i < T; ++i)
+          for (index_t j = 0; j < T; ++j)
+            u[size_t(((i * T + j) * K + k) * C + c)] =
+                float(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
       }
   });
-  a_.resize(16 * mpad_ * C);
+  out.resize(npts * mpad * C);
   const index_t nkb = (C + kc_ - 1) / kc_;
-  parallel_for(16 * nkb, 16, [&](index_t b, index_t e) {
+  parallel_for(npts * nkb, 16, [&](index_t b, index_t e) {
     for (index_t job = b; job < e; ++job) {
       const index_t xi = job / nkb, c0 = (job % nkb) * kc_, kc = std::min(kc_, C - c0);
       kt.gemm_pack_a(u.data() + xi * K * C, C, false, 0, K, c0, kc,
-                     a_.data() + xi * mpad_ * C + c0 * mpad_);
+                     out.data() + xi * mpad * C + c0 * mpad);
     }
   });
 }
@@ -495,14 +734,27 @@ void PackedConv2d::run(const Conv2dParams& p, const float* x, float* y, const Ep
   if (p.N == 0) return;
   const ConvAlgo a = algo_for(p);
   check_conv_algo(p, a);
-  if ((a == ConvAlgo::Winograd3x3) != wino_ && (a == ConvAlgo::Winograd3x3 || a == ConvAlgo::ImplicitGemm || a == ConvAlgo::Gemm1x1))
+  // Auto's F(2x2)-packed layers also run F(4x4) (packed on first use).
+  const bool wino = a == ConvAlgo::Winograd3x3 || a == ConvAlgo::Winograd3x3F4;
+  const bool packed_gemm = a == ConvAlgo::ImplicitGemm || a == ConvAlgo::Gemm1x1 ||
+                           a == ConvAlgo::ShiftedGemm;
+  const bool ok = wino ? (a == ConvAlgo::Winograd3x3 ? wino_ == 2 : wino_ != 0) : wino_ == 0;
+  if (!ok && (wino || packed_gemm))
     fail("conv2d", "internal error: weights were packed for another algorithm");
   switch (a) {
     case ConvAlgo::Depthwise: run_depthwise(p, x, w_.data(), y, ep, residual); break;
     case ConvAlgo::Im2colGemm: run_im2col_gemm(p, x, w_.data(), y, ep, residual); break;
-    case ConvAlgo::Winograd3x3: WinogradRunner::run(*this, p, x, y, ep, residual); break;
+    case ConvAlgo::Winograd3x3:
+    case ConvAlgo::Winograd3x3F4: WinogradRunner::run(*this, a, p, x, y, ep, residual); break;
+    case ConvAlgo::ShiftedGemm: ShiftedRunner::run(*this, p, x, y, ep, residual); break;
     default:
-      if (SmallPlaneRunner::applies(kernels(), p))
+      // 1x1 stride-1 layers read x in place (shifted GEMM, direct layout)
+      // unless the plane is small enough for the 7-row transposed tiles.
+      if (SmallPlaneRunner::applies(kernels(), p) && p.OH * p.OW < 100)
+        SmallPlaneRunner::run(*this, p, x, y, ep, residual);
+      else if (a == ConvAlgo::Gemm1x1 && ShiftedRunner::layout(p).direct)
+        ShiftedRunner::run(*this, p, x, y, ep, residual);
+      else if (SmallPlaneRunner::applies(kernels(), p))
         SmallPlaneRunner::run(*this, p, x, y, ep, residual);
       else
         ConvRunner::gemm(*this, p, x, y, ep, residual);

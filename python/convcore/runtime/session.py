@@ -213,12 +213,20 @@ class InferenceSession:
         over `runs` runs (after one warm-up)."""
         self.run(None, feeds)
         total = [0.0] * len(self.graph.nodes)
-        for _ in range(runs):
-            env = self._check_feeds(feeds)
-            env.update(self.graph.constants)
-            t = []
-            run_nodes(self.graph, self.free_after, env, timings=t)
-            total = [a + b for a, b in zip(total, t)]
+        previous = _core.get_local_num_threads()
+        if self.threads is not None:   # as run(): this session's thread count
+            _core.set_local_num_threads(self.threads)
+        _core.hold_workers(True)
+        try:
+            for _ in range(runs):
+                env = self._check_feeds(feeds)
+                env.update(self.graph.constants)
+                t = []
+                run_nodes(self.graph, self.free_after, env, timings=t)
+                total = [a + b for a, b in zip(total, t)]
+        finally:
+            _core.hold_workers(False)
+            _core.set_local_num_threads(previous)
         return [{"name": n.name, "op_type": n.op_type, "ms": 1e3 * v / runs}
                 for n, v in zip(self.graph.nodes, total)]
 

@@ -27,8 +27,18 @@ void fill_table(KernelTable& t) {
   t.gemm_block = &gemm_block;
   t.depthwise = &depthwise;
   t.conv_pack_b = &conv_pack_b;
+  t.gemm_block_shifted = &gemm_block_shifted;
+  t.shifted_unflatten = &shifted_unflatten;
+  t.shifted_fill_row = &shifted_fill_row;
+#if defined(CONVCORE_ISA_avx512) || defined(CONVCORE_ISA_avx2)
+  t.gemm_block_flat = &gemm_block_flat;
+#else
+  t.gemm_block_flat = nullptr;
+#endif
   t.winograd_input = &winograd_input;
   t.winograd_output = &winograd_output;
+  t.winograd4_input = &winograd4_input;
+  t.winograd4_output = &winograd4_output;
 #if defined(CONVCORE_ISA_avx512)
   // CONVCORE_GEMM_NARROW=0 turns the narrow-panel variant off (benchmarks).
   const char* narrow = std::getenv("CONVCORE_GEMM_NARROW");
