@@ -9,8 +9,8 @@ Models (same architecture, same weights, same thread count in both):
 Engines run interleaved in rounds (a short sleep between engines); each
 round times `--steps` steps and the best round per engine is reported.
 Afterwards one more convcore run splits its step time into: inside
-convcore._core kernels (conv, pooling, relu, batch norm) and the rest, the
-Python layer (autograd bookkeeping, argument checks, loss, SGD update, adds).
+convcore._core kernels (conv, pooling, relu, batch norm, the SGD update) and
+the rest, the Python layer (autograd bookkeeping, argument checks, loss, adds).
 
 Run:  PYTHONPATH=python python3 bench/bench_train.py --threads 2
 """
@@ -104,7 +104,7 @@ def time_split(step, n):
 
     kernels    inside convcore._core calls (every entry point nn uses is wrapped)
     rest       everything else: autograd bookkeeping, argument checks, the
-               loss, the SGD update, residual adds (the "Python layer")
+               loss, residual adds (the "Python layer")
     """
     core = convcore._core
     per_op: dict[str, float] = {}
@@ -112,7 +112,7 @@ def time_split(step, n):
     for name in ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
                  "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d",
                  "global_pool2d_backward", "relu", "relu_backward", "batch_norm_forward",
-                 "batch_norm_backward"):
+                 "batch_norm_backward", "sgd_step"):
         fn = getattr(core, name, None)
         if fn is None:  # an older build (before batch norm was compiled): numpy, counted as Python
             continue
@@ -191,8 +191,8 @@ def main():
               f"{sp['kernels'] / tot:8.0%} {sp['rest'] / tot:7.0%}")
     print("\nspeedup = torch time / convcore time (>1: convcore faster). The last two columns "
           "split convcore's step time (one extra timed run, same clock): inside convcore._core "
-          "kernels, and the rest, the Python layer (autograd bookkeeping, checks, loss, SGD "
-          "update, residual adds).")
+          "kernels (the SGD update included), and the rest, the Python layer (autograd "
+          "bookkeeping, checks, loss, residual adds).")
     print("\nconvcore kernel time per step (ms) in that run:")
     for name, _, _, sp in rows:
         parts = sorted(sp["per_op"].items(), key=lambda kv: -kv[1])

@@ -1,7 +1,7 @@
 #include "ndarray.h"
 
 namespace convcore_py {
-void bind_norm(py::module_& m);  // bind_norm.cpp
+void bind_train(py::module_& m);  // bind_train.cpp
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -13,6 +13,6 @@ PYBIND11_MODULE(_core, m) {
   convcore_py::bind_conv(m);
   convcore_py::bind_pool(m);
   convcore_py::bind_activation(m);
-  convcore_py::bind_norm(m);
+  convcore_py::bind_train(m);
   convcore_py::bind_cuda(m);
 }

@@ -1,7 +1,10 @@
-// batch_norm_forward / batch_norm_backward: nn.functional.batch_norm's
-// float32 path. Shapes are checked here (ValueError naming the op); the
-// batch statistics come back as float64 arrays for backward.
+// The training front end's kernels:
+//   batch_norm_forward / batch_norm_backward: nn.functional.batch_norm's
+//   float32 path. Shapes are checked here (ValueError naming the op); the
+//   batch statistics come back as float64 arrays for backward.
+//   sgd_step: optim.SGD's update of one float32 parameter, in place.
 #include "convcore/batch_norm.h"
+#include "convcore/sgd.h"
 #include "ndarray.h"
 
 namespace convcore_py {
@@ -43,7 +46,7 @@ T* channel_vec(const char* op, const char* name, py::object v, index_t C, bool w
 
 }  // namespace
 
-void bind_norm(py::module_& m) {
+void bind_train(py::module_& m) {
   // -> (y, mean, invstd); mean/invstd float64 (C,), for backward.
   m.def("batch_norm_forward", [](const farray& x, py::object weight, py::object bias,
                                  py::object running_mean, py::object running_var, bool training,
@@ -122,6 +125,40 @@ void bind_norm(py::module_& m) {
       convcore::batch_norm_backward(s, g, xp, yp, mp, ip, w, training, gxp, gwp, gbp);
     }
     return py::make_tuple(gx, gw, gb);
+  });
+
+  // p, grad, momentum_buffer | None (all float32, C-contiguous, one size);
+  // p and buf are updated in place. init: buf is filled, not read.
+  m.def("sgd_step", [](py::object param, const farray& g, py::object buf, float lr,
+                       float momentum, float dampening, float weight_decay, bool nesterov,
+                       bool init) {
+    // Updated in place: a converted copy would silently drop the update.
+    auto inplace = [](py::object a, const char* what) {
+      if (!py::isinstance<farray>(a))
+        throw py::type_error(std::string("sgd_step: ") + what +
+                             " must be a C-contiguous float32 array");
+      farray f = a.cast<farray>();
+      if (!f.writeable()) throw py::value_error(std::string("sgd_step: ") + what + " is read-only");
+      return f;
+    };
+    farray p = inplace(param, "the parameter");
+    if (g.size() != p.size()) throw py::value_error("sgd_step: grad and parameter differ in size");
+    float* bp = nullptr;
+    farray ba;
+    if (!buf.is_none()) {
+      ba = inplace(buf, "momentum_buffer");
+      if (ba.size() != p.size())
+        throw py::value_error("sgd_step: momentum_buffer and parameter differ in size");
+      bp = ba.mutable_data();
+    }
+    convcore::SgdHyper h;
+    h.lr = lr; h.momentum = momentum; h.dampening = dampening; h.weight_decay = weight_decay;
+    h.nesterov = nesterov;
+    float* pp = p.mutable_data();
+    const float* gp = g.data();
+    const index_t n = p.size();
+    py::gil_scoped_release nogil;
+    convcore::sgd_step(n, pp, gp, bp, h, init);
   });
 }
 
