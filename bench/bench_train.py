@@ -9,8 +9,8 @@ Models (same architecture, same weights, same thread count in both):
 Engines run interleaved in rounds (a short sleep between engines); each
 round times `--steps` steps and the best round per engine is reported.
 Afterwards one more convcore run splits its step time into: inside
-convcore._core kernels, nn's numpy BatchNorm, and the rest of the Python
-layer (autograd bookkeeping, argument checks, loss, SGD update, adds).
+convcore._core kernels (conv, pooling, relu, batch norm, the SGD update) and
+the rest, the Python layer (autograd bookkeeping, argument checks, loss, adds).
 
 Run:  PYTHONPATH=python python3 bench/bench_train.py --threads 2
 """
@@ -100,56 +100,41 @@ def time_steps(step, n):
 
 
 def time_split(step, n):
-    """Where one convcore run's step time goes: {kernels, batchnorm, rest, total, per_op}.
+    """Where one convcore run's step time goes: {kernels, rest, total, per_op}.
 
     kernels    inside convcore._core calls (every entry point nn uses is wrapped)
-    batchnorm  BatchNorm forward and backward, which nn computes with numpy
     rest       everything else: autograd bookkeeping, argument checks, the
-               loss, the SGD update, residual adds (the "Python layer")
+               loss, residual adds (the "Python layer")
     """
-    import convcore.nn.functional as NF
     core = convcore._core
     per_op: dict[str, float] = {}
-    bn = [0.0]
     saved = {}
     for name in ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
                  "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d",
-                 "global_pool2d_backward", "relu", "relu_backward"):
-        fn = saved[name] = getattr(core, name)
+                 "global_pool2d_backward", "relu", "relu_backward", "batch_norm_forward",
+                 "batch_norm_backward", "sgd_step"):
+        fn = getattr(core, name, None)
+        if fn is None:  # an older build (before batch norm was compiled): numpy, counted as Python
+            continue
+        saved[name] = fn
 
         def timed(*a, _fn=fn, _name=name):
-            t = time.perf_counter()
+            t = CLOCK()
             r = _fn(*a)
-            per_op[_name] = per_op.get(_name, 0.0) + time.perf_counter() - t
+            per_op[_name] = per_op.get(_name, 0.0) + CLOCK() - t
             return r
         setattr(core, name, timed)
-    batch_norm = NF.batch_norm
-
-    def bn_timed(*a, **k):
-        t = time.perf_counter()
-        out = batch_norm(*a, **k)
-        bn[0] += time.perf_counter() - t
-        if out._backward is not None:
-            def backward(g, _b=out._backward):
-                t = time.perf_counter()
-                r = _b(g)
-                bn[0] += time.perf_counter() - t
-                return r
-            out._backward = backward
-        return out
-    NF.batch_norm = bn_timed
     try:
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         for _ in range(n):
             step()
-        total = time.perf_counter() - t0
+        total = CLOCK() - t0
     finally:
         for name, fn in saved.items():
             setattr(core, name, fn)
-        NF.batch_norm = batch_norm
     kernels = sum(per_op.values())
-    return dict(kernels=kernels / n, batchnorm=bn[0] / n, rest=(total - kernels - bn[0]) / n,
-                total=total / n, per_op={k: v / n for k, v in per_op.items()})
+    return dict(kernels=kernels / n, rest=(total - kernels) / n, total=total / n,
+                per_op={k: v / n for k, v in per_op.items()})
 
 
 def main():
@@ -198,21 +183,21 @@ def main():
         rows.append((name, shape, best, time_split(engines["convcore"], args.steps * 2)))
 
     print(f"\n{'model':8} {'input':>14} {'convcore ms':>12} {'torch ms':>9} {'speedup':>8}   "
-          f"{'kernels':>8} {'numpy BN':>9} {'rest':>6}")
+          f"{'kernels':>8} {'Python':>7}")
     for name, shape, best, sp in rows:
         c, t = best["convcore"] * 1e3, best.get("torch", float("nan")) * 1e3
         tot = sp["total"]
         print(f"{name:8} {'x'.join(map(str, shape)):>14} {c:12.2f} {t:9.2f} {t / c:7.2f}x   "
-              f"{sp['kernels'] / tot:8.0%} {sp['batchnorm'] / tot:9.0%} {sp['rest'] / tot:6.0%}")
-    print("\nspeedup = torch time / convcore time (>1: convcore faster). The last three columns "
-          "split convcore's step time (one extra timed run): inside convcore._core kernels, in "
-          "nn's numpy BatchNorm, and the rest of the Python layer (autograd bookkeeping, "
-          "checks, loss, SGD update, residual adds).")
+              f"{sp['kernels'] / tot:8.0%} {sp['rest'] / tot:7.0%}")
+    print("\nspeedup = torch time / convcore time (>1: convcore faster). The last two columns "
+          "split convcore's step time (one extra timed run, same clock): inside convcore._core "
+          "kernels (the SGD update included), and the rest, the Python layer (autograd "
+          "bookkeeping, checks, loss, residual adds).")
     print("\nconvcore kernel time per step (ms) in that run:")
     for name, _, _, sp in rows:
         parts = sorted(sp["per_op"].items(), key=lambda kv: -kv[1])
         print(f"  {name:8} " + ", ".join(f"{k} {v * 1e3:.2f}" for k, v in parts)
-              + f"; numpy BN {sp['batchnorm'] * 1e3:.2f}; rest {sp['rest'] * 1e3:.2f}")
+              + f"; Python {sp['rest'] * 1e3:.2f}")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

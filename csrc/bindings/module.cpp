@@ -1,5 +1,9 @@
 #include "ndarray.h"
 
+namespace convcore_py {
+void bind_train(py::module_& m);  // bind_train.cpp
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "convcore compiled kernels (internal; use the convcore package)";
 #ifdef CONVCORE_VERSION
@@ -9,5 +13,6 @@ PYBIND11_MODULE(_core, m) {
   convcore_py::bind_conv(m);
   convcore_py::bind_pool(m);
   convcore_py::bind_activation(m);
+  convcore_py::bind_train(m);
   convcore_py::bind_cuda(m);
 }

@@ -75,3 +75,61 @@ def test_step_skips_parameters_without_grad():
     opt = optim.Adam([a], lr=0.1)
     opt.step()
     np.testing.assert_array_equal(a.data, np.ones(2))
+
+
+@pytest.mark.parametrize("kw", [
+    dict(momentum=0.0),
+    dict(momentum=0.9),
+    dict(momentum=0.9, nesterov=True),
+    dict(momentum=0.8, dampening=0.3, weight_decay=0.01),
+    dict(momentum=0.9, nesterov=True, weight_decay=0.05),
+    dict(weight_decay=0.1),
+])
+def test_sgd_float32_kernel_matches_float64_update(kw):
+    """float32 parameters take the compiled one-pass update; float64 the numpy one."""
+    rng = np.random.default_rng(9)
+    p0 = rng.standard_normal(70001).astype(np.float32)  # > one 64K chunk: both threads work
+    grads = [rng.standard_normal(p0.shape).astype(np.float32) for _ in range(4)]
+    a = nn.Parameter(p0.copy())
+    b = nn.Parameter(p0.astype(np.float64))
+    oa, ob = optim.SGD([a], lr=0.05, **kw), optim.SGD([b], lr=0.05, **kw)
+    for g in grads:
+        a.grad, b.grad = g, g.astype(np.float64)
+        oa.step()
+        ob.step()
+    assert a.data.dtype == np.float32
+    np.testing.assert_allclose(a.data, b.data, rtol=1e-5, atol=1e-6)
+    if kw.get("momentum"):
+        np.testing.assert_allclose(oa.state[id(a)]["momentum_buffer"],
+                                   ob.state[id(b)]["momentum_buffer"], rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_kernel_against_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    p0 = rng.standard_normal((30, 7)).astype(np.float32)
+    grads = [rng.standard_normal(p0.shape).astype(np.float32) for _ in range(5)]
+    a = nn.Parameter(p0.copy())
+    t = torch.nn.Parameter(torch.tensor(p0))
+    kw = dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    oa, ot = optim.SGD([a], **kw), torch.optim.SGD([t], **kw)
+    for g in grads:
+        a.grad, t.grad = g, torch.tensor(g)
+        oa.step()
+        ot.step()
+    np.testing.assert_allclose(a.data, t.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_kernel_refuses_what_it_cannot_update_in_place():
+    from convcore import _core
+    p = np.zeros(4, np.float32)
+    with pytest.raises(TypeError, match="the parameter must be a C-contiguous float32"):
+        _core.sgd_step(np.zeros(4), p, None, 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(TypeError, match="momentum_buffer must be a C-contiguous float32"):
+        _core.sgd_step(p, p, np.zeros(4), 0.1, 0.9, 0.0, 0.0, False, False)
+    with pytest.raises(ValueError, match="differ in size"):
+        _core.sgd_step(p, np.zeros(3, np.float32), None, 0.1, 0.0, 0.0, 0.0, False, False)
+    ro = np.zeros(4, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _core.sgd_step(ro, p, None, 0.1, 0.0, 0.0, 0.0, False, False)

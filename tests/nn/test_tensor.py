@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import convcore
-from convcore.nn import Tensor, no_grad
+from convcore.nn import Tensor, functional, no_grad
 from nn_gradcheck import assert_grads_close
 
 rng = np.random.default_rng(1)
@@ -110,3 +110,36 @@ def test_numpy_ufunc_on_tensor_is_refused():
     with pytest.raises(TypeError):
         np.exp(Tensor(np.ones(2)))
     assert isinstance(np.float32(2.0) * Tensor(np.ones(2)), Tensor)
+
+
+def test_leaf_gradients_never_alias_each_other_or_the_callers_arrays():
+    """backward() hands fresh kernel outputs to leaves without a copy; everything
+    that could be seen elsewhere (add's shared g, views, the caller's grad) is copied."""
+    a = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    b = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    g = np.full((2, 3), 2.0, np.float32)
+    (a + b).backward(g)
+    assert not np.shares_memory(a.grad, b.grad)
+    assert not np.shares_memory(a.grad, g) and not np.shares_memory(b.grad, g)
+    a.grad *= 10  # in-place edits of one gradient stay there
+    np.testing.assert_array_equal(b.grad, g)
+    np.testing.assert_array_equal(g, 2.0)
+
+    x = Tensor(np.arange(6, dtype=np.float32), requires_grad=True)
+    x.reshape(2, 3).sum().backward()  # sum's grad is a read-only broadcast view
+    assert x.grad.flags.writeable and x.grad.base is None
+    x.grad += 1
+    np.testing.assert_array_equal(x.grad, 2.0)
+
+    leaf = Tensor(np.zeros(4, np.float32), requires_grad=True)
+    seed = np.arange(4, dtype=np.float32)
+    leaf.backward(seed)
+    assert not np.shares_memory(leaf.grad, seed)
+
+    # a conv's weight gradient (a fresh kernel output) is kept as it is, and accumulates
+    w = Tensor(np.ones((2, 1, 3, 3), np.float32), requires_grad=True)
+    img = np.ones((1, 1, 5, 5), np.float32)
+    functional.conv2d(img, w).sum().backward()
+    first = w.grad.copy()
+    functional.conv2d(img, w).sum().backward()
+    np.testing.assert_array_equal(w.grad, 2 * first)

@@ -10,7 +10,10 @@
 //   grad_input, otherwise: col = W^T * dY on column tiles of one image, added
 //     back with col2im (per image, group and channel block, so no two jobs
 //     write one plane and batch 1 still splits across threads).
-//   grad_weight: dW^T += col_step * dY_step^T, steps along the (image,
+//   grad_weight, small ungrouped 3- or 5-wide convs (the small-CNN layers):
+//     direct dot products along output rows, no im2col (see
+//     direct_backward_weight and cpu/kernels/conv_wgrad_direct.cpp).
+//   grad_weight, otherwise: dW^T += col_step * dY_step^T, steps along the (image,
 //     output position) axis: tiles of one image for large planes (1x1
 //     operands read in place, no im2col), several whole images for small
 //     ones, so late layers still get long GEMM reductions.
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "convcore/conv2d.h"
+#include "convcore/cpu/kernels/conv_wgrad_direct.h"
 #include "convcore/dispatch.h"
 #include "convcore/parallel.h"
 
@@ -39,6 +43,10 @@ bool is_1x1_s1_nopad(const Conv2dParams& p) {
          p.pad_b == 0 && p.pad_r == 0;
 }
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+float* align_up(float* p, index_t floats) {
+  const auto a = uintptr_t(floats * index_t(sizeof(float)));
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + a - 1) / a * a);
+}
 
 // Valid output columns [lo, hi) of kernel column kj: 0 <= ow*sw + off < W.
 struct ColRange {
@@ -130,7 +138,10 @@ struct DwPlane {
   // Per stride phase: first input column, its place in the phase row, count.
   std::vector<index_t> iw0, dst, count;
 };
-DwPlane dw_plane(const Conv2dParams& p) {
+// align > 1 (a vector width) rounds the phase rows and the plane size up to
+// whole vectors, so that planes laid end to end in an aligned buffer start
+// every row on a vector boundary.
+DwPlane dw_plane(const Conv2dParams& p, index_t align = 1) {
   DwPlane q;
   q.d.OH = p.OH; q.d.OW = p.OW; q.d.kh = p.kh; q.d.kw = p.kw;
   q.d.sh = p.stride_h; q.d.sw = p.stride_w; q.d.dh = p.dil_h; q.d.dw = p.dil_w;
@@ -144,7 +155,8 @@ DwPlane dw_plane(const Conv2dParams& p) {
   // otherwise stall on store-to-load forwarding).
   q.d.L = std::max(ceil_div(p.W + p.pad_l + p.pad_r, p.stride_w),
                    q.d.gp + (p.kw - 1) * p.dil_w / p.stride_w + 1);
-  q.size = q.Hp * p.stride_w * q.d.L + q.d.gp + vw;
+  q.d.L = ceil_div(q.d.L, align) * align;
+  q.size = ceil_div(q.Hp * p.stride_w * q.d.L + q.d.gp + vw, align) * align;
   const index_t sw = p.stride_w;
   for (index_t ph = 0; ph < sw; ++ph) {
     const index_t iw0 = ((ph - p.pad_l) % sw + sw) % sw;  // (iw0 + pad_l) % sw == ph
@@ -511,6 +523,162 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
   });
 }
 
+// ---------------------------------------------------------------- direct grad_weight
+
+const cpu::WgradDirectKernels& wgrad_kernels(index_t OW) {
+  static const cpu::WgradDirectKernels table = [] {
+    cpu::WgradDirectKernels t;
+    const std::string isa = kernels().isa;  // follows CONVCORE_ISA like every kernel
+#if CONVCORE_HAVE_X86
+    if (isa == "avx512") cpu::avx512::fill_wgrad_direct(t);
+    else if (isa == "avx2") cpu::avx2::fill_wgrad_direct(t);
+    else cpu::baseline::fill_wgrad_direct(t);
+#else
+    cpu::baseline::fill_wgrad_direct(t);
+#endif
+    return t;
+  }();
+#if CONVCORE_HAVE_X86
+  // Rows of 8 (LeNet's second conv) would leave half of every 16-wide vector
+  // empty: the 8-wide kernels do the same sums in full vectors.
+  static const cpu::WgradDirectKernels narrow = [] {
+    cpu::WgradDirectKernels t;
+    cpu::avx2::fill_wgrad_direct(t);
+    return t;
+  }();
+  if (table.simd_width == 16 && OW <= 8) return narrow;
+#endif
+  (void)OW;
+  return table;
+}
+
+// The direct kernel for 3- and 5-wide kernels of ungrouped convs whose
+// output rows fill at least half of their vectors, and channel counts small
+// enough that one image's dY stays in L2 while every input channel passes
+// over it (the small-CNN layers this is for; the GEMM path is tuned for
+// the large ones). The choice depends on the shape (and ISA) only.
+bool direct_grad_weight(const Conv2dParams& p) {
+  if (p.groups != 1 || !(p.kw == 3 || p.kw == 5)) return false;
+  const index_t vw = wgrad_kernels(p.OW).simd_width, nvec = ceil_div(p.OW, vw);
+  // Half of the lanes at least, judged at the table's width (so OW >= 8 with
+  // AVX-512); dw_plane's pitch must cover the kernel's vectors.
+  const index_t tw = kernels().simd_width;
+  if (vw > tw || 2 * p.OW < ceil_div(p.OW, tw) * tw) return false;
+  // Strided layers get no shared rows and less reuse per load: measured
+  // ahead of the GEMM path at 16->32 channels, behind at 64->64.
+  const index_t max_ck = p.stride_h == 1 && p.stride_w == 1 ? 64 * 64 : 32 * 32;
+  return p.K * p.OH * nvec * vw <= (index_t(1) << 17) && p.C * p.K <= max_ck;
+}
+
+// dW as dot products along output positions, without im2col: the x planes
+// go into zero-padded, stride-phase-split buffers (as for depthwise), where
+// each tap (ki, kj) reads a contiguous run of output columns; lane-wise sums
+// over (image, row, vector) stay in registers for a block of images and in
+// acc between blocks. Images are taken a few at a time so that their dY and
+// padded x planes stay in L2 while every (channel, output-channel block)
+// passes over them. Jobs are (slot, c, output-channel block); slots split
+// the images into a count fixed by the shape and are summed in slot order at
+// the end, so the thread count never changes the order of any sum.
+void direct_backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw) {
+  const cpu::WgradDirectKernels& wk = wgrad_kernels(p.OW);
+  const index_t vw = wk.simd_width, nvec = ceil_div(p.OW, vw), gp = nvec * vw;
+  const index_t maxkb = p.kw == 3 ? wk.kb3 : wk.kb5, maxkr = p.kw == 3 ? wk.kr3 : wk.kr5;
+  const index_t nkb = ceil_div(p.K, maxkb);
+  const index_t taps = p.kh * p.kw, hw = p.H * p.W, ohw = p.OH * p.OW;
+  const DwPlane q = dw_plane(p, vw);
+  const index_t rowf = p.stride_w * q.d.L;  // floats per padded input row
+  const bool pad_gy = p.OW != gp;  // dY rows are read in place when they are whole vectors
+  const index_t kplane = pad_gy ? p.OH * gp : ohw, gy_image = p.K * kplane;
+  const index_t per_slot = p.C * nkb;
+  const index_t S = std::min<index_t>(p.N, std::max<index_t>(1, ceil_div(8, per_slot)));
+  // Images per block: up to 8, while their dY and this worker's x planes
+  // stay within ~512 KiB (of Zen 4's 1 MiB L2). The block size does not
+  // change the order of any sum.
+  auto images_per_block = [&](index_t channels) {
+    const index_t img_floats = gy_image + channels * q.size;
+    return std::clamp<index_t>((index_t(128) << 10) / std::max<index_t>(1, img_floats), 1, 8);
+  };
+  const index_t kstride = taps * vw;  // acc[s][c][k][ki][kj][lane]: a job's block is contiguous
+  std::vector<float> acc(size_t(S * p.C * p.K * kstride), 0.f);
+  cpu::WgradDirectArgs base;
+  base.rows = p.OH;
+  base.nvec = nvec;
+  base.tail = p.OW - (nvec - 1) * vw;
+  base.gy_pitch = pad_gy ? gp : p.OW;
+  base.gy_image = gy_image;
+  base.x_image = q.size;
+  base.x_row_step = p.stride_h * rowf;
+  for (index_t i = 0; i < maxkr; ++i) base.ki_off[i] = i * p.dil_h * rowf;
+  base.pair_rows = maxkr > 1 && p.stride_h == p.dil_h;
+  for (index_t kj = 0; kj < p.kw; ++kj) {
+    const index_t c = kj * p.dil_w;  // padded column of output column 0
+    base.kj_off[kj] = (c % p.stride_w) * q.d.L + c / p.stride_w;
+  }
+  base.acc_k_stride = kstride;
+
+  parallel_for(S * per_slot, 1, [&](index_t b, index_t e) {
+    std::vector<float> xstore, gpad;
+    for (index_t j = b; j < e;) {
+      const index_t s = j / per_slot, jend = std::min(e, (s + 1) * per_slot);
+      const index_t c_lo = (j % per_slot) / nkb, c_hi = ((jend - 1) % per_slot) / nkb + 1;
+      const index_t B = images_per_block(c_hi - c_lo);
+      if (pad_gy) gpad.resize(size_t(B * gy_image));
+      // xbuf[(c - c_lo) * B + image]: padding stays zero, only interiors are
+      // rewritten. Vector-aligned, so tap kj = 0 never loads across a line.
+      xstore.assign(size_t((c_hi - c_lo) * B * q.size + vw), 0.f);
+      float* const xbuf = align_up(xstore.data(), vw);
+      const index_t n_end = p.N * (s + 1) / S;
+      for (index_t n0 = p.N * s / S; n0 < n_end; n0 += B) {
+        const index_t nb = std::min(B, n_end - n0);
+        for (index_t c = c_lo; c < c_hi; ++c)
+          for (index_t i = 0; i < nb; ++i) {
+            float* xp = const_cast<float*>(x + ((n0 + i) * p.C + c) * hw);  // only read
+            float* dst = xbuf + ((c - c_lo) * B + i) * q.size;
+            for (index_t ih = 0; ih < p.H; ++ih) dw_row_copy<true>(p, q, ih, dst, xp + ih * p.W);
+          }
+        const float* g0 = gy + n0 * p.K * ohw;
+        if (pad_gy) {
+          for (index_t r = 0; r < nb * p.K * p.OH; ++r)  // r = (image, k, oh)
+            std::memcpy(gpad.data() + r * gp, g0 + r * p.OW, size_t(p.OW) * sizeof(float));
+          g0 = gpad.data();
+        }
+        for (index_t jj = j; jj < jend; ++jj) {
+          const index_t c = (jj % per_slot) / nkb, k0 = (jj % nkb) * maxkb;
+          const index_t kn = std::min(maxkb, p.K - k0);
+          cpu::WgradDirectArgs a = base;
+          a.images = nb;
+          for (index_t k = 0; k < kn; ++k) a.gy[k] = g0 + (k0 + k) * kplane;
+          for (index_t ki0 = 0; ki0 < p.kh;) {
+            const index_t kr = p.kh - ki0 >= maxkr ? maxkr : 1;
+            a.x = xbuf + (c - c_lo) * B * q.size + ki0 * p.dil_h * rowf;
+            a.acc = acc.data() + ((s * p.C + c) * p.K + k0) * taps * vw + ki0 * p.kw * vw;
+            wk.run(a, int(kn), int(kr), int(p.kw));
+            ki0 += kr;
+          }
+        }
+      }
+      j = jend;
+    }
+  });
+  // dW[k][c][tap] = sum over slots (in order) of the lanes (in order).
+  // (Small weights stay on this thread: a few microseconds of adds are not
+  // worth waking the team again.)
+  const index_t wsz = p.K * p.C * taps;
+  parallel_for(wsz, 1 << 14, [&](index_t b, index_t e) {
+    for (index_t i = b; i < e; ++i) {
+      const index_t k = i / (p.C * taps), c = (i / taps) % p.C, t = i % taps;
+      float v = 0.f;
+      for (index_t s = 0; s < S; ++s) {
+        const float* a = acc.data() + (((s * p.C + c) * p.K + k) * taps + t) * vw;
+        float t = 0.f;
+        for (index_t l = 0; l < vw; ++l) t += a[l];
+        v = s == 0 ? t : v + t;
+      }
+      gw[i] = v;
+    }
+  });
+}
+
 // grad_input of a 3x3 stride-1 conv is a forward 3x3 conv of dY with the
 // weights flipped and in/out channels swapped, padding 2 - pad per side, so
 // the Winograd forward kernel can do it: on the ResNet's 16- and 32-channel
@@ -570,6 +738,8 @@ void conv2d_backward_weight(const Conv2dParams& p, const float* gy, const float*
   }
   if (is_depthwise(p))
     dw_backward_weight(p, gy, x, gw);
+  else if (direct_grad_weight(p))
+    direct_backward_weight(p, gy, x, gw);
   else
     gemm_backward_weight(p, gy, x, gw);
 }

@@ -1,18 +1,20 @@
 """Differentiable ops on ``Tensor``: the functional forms behind the modules.
 
 conv2d, pooling and relu run forward and backward in the compiled kernels
-(``convcore._core``), and so does a float32 linear layer (as a 1x1 convolution,
-i.e. one GEMM); batch norm, dropout and the losses are a few lines of numpy.
+(``convcore._core``), and so do float32 batch norm and a float32 linear layer
+(as a 1x1 convolution, i.e. one GEMM); dropout, the losses and the float64
+paths (gradient checks) are a few lines of numpy.
 Arguments are checked once, in the forward call, by the same helpers the plain
 functional API uses, so backward can call ``_core`` directly.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _core
-from .._checks import pair
-from ..functional import _conv_args, _pool_args
+from .._checks import as_f32, conv_geometry, pair, pool_geometry
 from . import init as _init
 from .tensor import Tensor, _record
 
@@ -27,6 +29,46 @@ def _t(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+def _input(op: str, name: str, a: np.ndarray) -> np.ndarray:
+    """A 4-D float32 kernel operand: passed through when it already is one (the
+    common case, checked in a few attribute reads), else as_f32 converts or raises."""
+    if type(a) is np.ndarray and a.dtype == np.float32 and a.ndim == 4:
+        f = a.flags
+        if f.c_contiguous and f.aligned:
+            return a
+    return as_f32(op, name, a, 4)
+
+
+_GEOMETRY: dict = {}
+
+
+def _geometry(fn, *args):
+    """conv/pool geometry checks are pure functions of the shapes and the
+    arguments, so a training loop pays for them once per layer, not per step.
+    Unhashable arguments (lists) and failures are simply not cached."""
+    try:
+        hit = _GEOMETRY.get((fn, args))
+    except TypeError:
+        return fn(*args)
+    if hit is None:
+        hit = fn(*args)
+        if len(_GEOMETRY) >= 1024:
+            _GEOMETRY.clear()
+        _GEOMETRY[(fn, args)] = hit
+    return hit
+
+
+def _conv_kernel_args(x_shape, w_shape, stride, padding, dilation, groups):
+    stride, pad, dilation, groups = conv_geometry("conv2d", x_shape, w_shape, stride, padding,
+                                                  dilation, groups)
+    return stride, pad, dilation, groups, (list(stride), list(pad), list(dilation), groups)
+
+
+def _pool_kernel_args(op, x_shape, kernel_size, stride, padding, dilation, ceil_mode):
+    k, s, p, d, _ = pool_geometry(op, x_shape, kernel_size, stride, padding, dilation, ceil_mode)
+    return k, s, p, d
+
+
 def _f32(g: np.ndarray) -> np.ndarray:
     """Gradients handed to a kernel must be float32 and C-contiguous."""
     if g.dtype != np.float32 or not g.flags.c_contiguous:
@@ -39,8 +81,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     """``torch.nn.functional.conv2d``; ``activation="relu"`` fuses a ReLU into the kernel."""
     x, weight = _t(x), _t(weight)
     bias = None if bias is None else _t(bias)
-    xd, wd, stride, pad, dilation, groups = _conv_args("conv2d", x.data, weight.data, stride,
-                                                       padding, dilation, groups)
+    xd, wd = _input("conv2d", "input", x.data), _input("conv2d", "weight", weight.data)
+    stride, pad, dilation, groups, args = _geometry(_conv_kernel_args, xd.shape, wd.shape, stride,
+                                                    padding, dilation, groups)
     bd = None
     if bias is not None:
         bd = bias.data
@@ -50,7 +93,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     lo = 0.0 if activation == "relu" else -np.inf
     if activation not in (None, "relu"):
         raise ValueError(f"conv2d: activation must be None or 'relu', got {activation!r}")
-    args = (list(stride), list(pad), list(dilation), groups)
     y = _core.conv2d_forward(xd, wd, bd, *args, lo, np.inf, None, "auto")
 
     def backward(g):
@@ -72,8 +114,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     x = _t(x)
-    xd, k, s, p, d, _ = _pool_args("max_pool2d", x.data, kernel_size, stride, padding, dilation,
-                                   ceil_mode)
+    xd = _input("max_pool2d", "input", x.data)
+    k, s, p, d = _geometry(_pool_kernel_args, "max_pool2d", xd.shape, kernel_size, stride,
+                           padding, dilation, ceil_mode)
     args = (list(k), list(s), list(p), list(d), bool(ceil_mode))
     y = _core.max_pool2d_forward(xd, *args, False)
     out = Tensor._make(y, (x,), lambda g: (_core.max_pool2d_backward(_f32(g), xd, *args),),
@@ -85,7 +128,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     x = _t(x)
-    xd, k, s, p, _, _ = _pool_args("avg_pool2d", x.data, kernel_size, stride, padding, 1, ceil_mode)
+    xd = _input("avg_pool2d", "input", x.data)
+    k, s, p, _ = _geometry(_pool_kernel_args, "avg_pool2d", xd.shape, kernel_size, stride,
+                           padding, 1, ceil_mode)
     args = (list(k), list(s), list(p), bool(ceil_mode), bool(count_include_pad))
     y = _core.avg_pool2d_forward(xd, *args)
     out = Tensor._make(y, (x,), lambda g: (_core.avg_pool2d_backward(_f32(g), xd, *args),),
@@ -131,25 +176,31 @@ def relu(x):
 
 
 # -- dense layers (numpy) -------------------------------------------------------------------
-def linear(x, weight, bias=None):
-    """``x @ weight.T + bias`` over the last axis (weight: (out, in), as in PyTorch)."""
+def linear(x, weight, bias=None, *, activation=None):
+    """``x @ weight.T + bias`` over the last axis (weight: (out, in), as in PyTorch);
+    ``activation="relu"`` fuses a ReLU (Linear + ReLU in a ``Sequential``)."""
     x, weight = _t(x), _t(weight)
     bias = None if bias is None else _t(bias)
     xd, wd = x.data, weight.data
     if xd.shape[-1:] != wd.shape[1:]:
         raise ValueError(f"linear: input has {xd.shape[-1] if xd.ndim else 0} features, weight "
                          f"expects {wd.shape[1]} (input shape {xd.shape}, weight {wd.shape})")
+    if activation not in (None, "relu"):
+        raise ValueError(f"linear: activation must be None or 'relu', got {activation!r}")
+    relu = activation == "relu"
     if xd.dtype == wd.dtype == np.float32 and (bias is None or bias.data.dtype == np.float32):
-        y, backward = _linear_kernel(x, weight, bias)
+        y, backward = _linear_kernel(x, weight, bias, relu)
     else:
-        y, backward = _linear_numpy(x, weight, bias)
+        y, backward = _linear_numpy(x, weight, bias, relu)
     parents = (x, weight) if bias is None else (x, weight, bias)
     out = Tensor._make(y, parents, backward, "linear")
     _record("linear", parents, out)
+    if relu:
+        _record("relu", (out,), out)  # the trace sees Gemm then Relu
     return out
 
 
-def _linear_kernel(x, weight, bias):
+def _linear_kernel(x, weight, bias, relu):
     """float32: run the product as a 1x1 convolution whose "image" is the batch.
 
     (out, in) @ (in, rows) is one GEMM in convcore's own threaded kernel, so
@@ -163,11 +214,13 @@ def _linear_kernel(x, weight, bias):
     w4 = wd.reshape(fout, fin, 1, 1)
     bd = None if bias is None else bias.data
     args = ([1, 1], [0, 0, 0, 0], [1, 1], 1)
-    yt = _core.conv2d_forward(xt, w4, bd, *args, -np.inf, np.inf, None, "auto")
+    yt = _core.conv2d_forward(xt, w4, bd, *args, 0.0 if relu else -np.inf, np.inf, None, "auto")
     y = yt.reshape(fout, -1).T.reshape(lead + (fout,))
 
     def backward(g):
         gt = np.ascontiguousarray(g.reshape(-1, fout).T, dtype=np.float32).reshape(1, fout, -1, 1)
+        if relu:
+            gt = _core.relu_backward(gt, yt)
         gx, gw, gb = _core.conv2d_backward(gt, xt, w4, *args, x.requires_grad,
                                            weight.requires_grad,
                                            bias is not None and bias.requires_grad)
@@ -177,14 +230,18 @@ def _linear_kernel(x, weight, bias):
     return y, backward
 
 
-def _linear_numpy(x, weight, bias):
+def _linear_numpy(x, weight, bias, relu):
     """Other dtypes (float64 gradient checks): plain numpy."""
     xd, wd = x.data, weight.data
     y = xd @ wd.T
     if bias is not None:
         y = y + bias.data
+    if relu:
+        y = np.maximum(y, 0)
 
     def backward(g):
+        if relu:
+            g = g * (y > 0)
         g2 = g.reshape(-1, g.shape[-1])
         gx = (g @ wd) if x.requires_grad else None
         gw = (g2.T @ xd.reshape(-1, xd.shape[-1])) if weight.requires_grad else None
@@ -201,7 +258,7 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1):
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
                          f"{nd}-D input")
-    shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+    shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
     src = x.shape
     out = Tensor._make(x.data.reshape(shape), (x,), lambda g: (g.reshape(src),), "flatten")
     _record("flatten", (x,), out, start_dim=s, end_dim=e)
@@ -209,18 +266,91 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1):
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+               momentum=0.1, eps=1e-5, *, activation=None):
     """Batch norm over axis 1 of an (N, C, ...) input, as ``torch.nn.functional.batch_norm``.
 
     In training mode the batch statistics normalise the input and, when
     running buffers are given, update them in place (unbiased variance).
-    Written to touch the (large) activation as few times as possible: the
-    per-channel sums are einsum reductions over an (N, C, L) view, and the
-    backward pass reuses the centred input saved by the forward pass.
+    ``activation="relu"`` fuses a ReLU into the same pass (BatchNorm2d + ReLU
+    in a ``Sequential``). float32 runs in the compiled kernel (statistics
+    summed in float64); other dtypes (float64 gradient checks) in numpy.
     """
     x = _t(x)
     weight = None if weight is None else _t(weight)
     bias = None if bias is None else _t(bias)
+    xd = x.data
+    if xd.ndim < 2:
+        raise ValueError(f"batch_norm: input must be at least 2-D (N, C, ...), got shape {xd.shape}")
+    C = xd.shape[1]
+    for name, v in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if v is not None and v.shape != (C,):
+            raise ValueError(f"batch_norm: {name} must have shape ({C},) for an input with {C} "
+                             f"channels, got {v.shape}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: give both running_mean and running_var, or neither")
+    if not training and running_mean is None:
+        raise ValueError("batch_norm: running_mean and running_var are needed when not training")
+    if training and xd.size <= C:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                         f"got input shape {xd.shape}")
+    if activation not in (None, "relu"):
+        raise ValueError(f"batch_norm: activation must be None or 'relu', got {activation!r}")
+    relu = activation == "relu"
+    f32 = np.float32
+    if xd.dtype == f32 and all(p is None or p.data.dtype == f32 for p in (weight, bias)):
+        y, backward = _batch_norm_kernel(x, running_mean, running_var, weight, bias, training,
+                                         float(momentum), float(eps), relu)
+    else:
+        y, backward = _batch_norm_numpy(x, running_mean, running_var, weight, bias, training,
+                                        momentum, eps, relu)
+    parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
+    out = Tensor._make(y, parents, backward, "batch_norm")
+    if not training:
+        _record("batch_norm", parents, out, mean=running_mean, var=running_var, eps=float(eps),
+                has_weight=weight is not None, has_bias=bias is not None)
+    else:
+        _record("batch_norm_train", parents, out)
+    if relu:
+        _record("relu", (out,), out)  # the trace sees BatchNormalization then Relu
+    return out
+
+
+def _batch_norm_kernel(x, running_mean, running_var, weight, bias, training, momentum, eps, relu):
+    xd = np.ascontiguousarray(x.data)
+    wd = None if weight is None else np.ascontiguousarray(weight.data)
+    bd = None if bias is None else np.ascontiguousarray(bias.data)
+    # The kernel updates float32 C-contiguous buffers in place; others go
+    # through a float32 copy that is written back.
+    rm, rv = running_mean, running_var
+    copied = rm is not None and not all(
+        isinstance(b, np.ndarray) and b.dtype == np.float32 and b.flags.c_contiguous
+        and b.flags.writeable for b in (rm, rv))
+    if copied:
+        rm, rv = np.array(rm, dtype=np.float32), np.array(rv, dtype=np.float32)
+    y, mean, invstd = _core.batch_norm_forward(xd, wd, bd, rm, rv, bool(training), momentum, eps,
+                                               relu)
+    if copied and training:
+        running_mean[...] = rm
+        running_var[...] = rv
+    ym = y if relu else None
+
+    def backward(g):
+        need_w = weight is not None and weight.requires_grad
+        need_b = bias is not None and bias.requires_grad
+        gx, gw, gb = _core.batch_norm_backward(_f32(g), xd, ym, mean, invstd, wd, bool(training),
+                                               x.requires_grad, need_w, need_b)
+        return (gx,) + ((gw,) if weight is not None else ()) + ((gb,) if bias is not None else ())
+    return y, backward
+
+
+def _batch_norm_numpy(x, running_mean, running_var, weight, bias, training, momentum, eps, relu):
+    """The float64 (or mixed-dtype) path: the same maths in numpy.
+
+    Touches the activation as few times as possible: the per-channel sums are
+    einsum reductions over an (N, C, L) view, and backward reuses the centred
+    input saved by the forward pass.
+    """
     xd = x.data
     N, C = xd.shape[0], xd.shape[1]
     m = xd.size // C if C else 0
@@ -232,9 +362,6 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         return np.einsum("ncl->c", a3)
 
     if training:
-        if m <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
-                             f"got input shape {xd.shape}")
         mean = csum(x3) / m
         xc = xd - mean.reshape(bshape)  # kept for backward
         xc3 = xc.reshape(N, C, -1)
@@ -256,8 +383,12 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         shift = -mean * scale if bias is None else bias.data - mean * scale
         y = xd * scale.reshape(bshape)
         y += shift.astype(dt).reshape(bshape)
+    if relu:
+        np.maximum(y, 0, out=y)
 
     def backward(g):
+        if relu:
+            g = g * (y > 0)
         g3 = g.reshape(N, C, -1)
         gsum = csum(g3)
         need_w = weight is not None and weight.requires_grad
@@ -277,15 +408,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         if bias is not None:
             grads.append(gsum if bias.requires_grad else None)
         return tuple(grads)
-
-    parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
-    out = Tensor._make(y, parents, backward, "batch_norm")
-    if not training:
-        _record("batch_norm", parents, out, mean=running_mean, var=running_var, eps=float(eps),
-                has_weight=weight is not None, has_bias=bias is not None)
-    else:
-        _record("batch_norm_train", parents, out)
-    return out
+    return y, backward
 
 
 def dropout(x, p: float = 0.5, training: bool = True, generator=None):

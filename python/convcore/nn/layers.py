@@ -106,12 +106,12 @@ class Linear(Module):
             bound = 1 / math.sqrt(self.in_features)
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x):
+    def forward(self, x, *, activation=None):
         x = x if isinstance(x, Tensor) else Tensor(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input with {self.in_features} features in its "
                              f"last dimension, got shape {x.shape}")
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias, activation=activation)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, " \
@@ -240,7 +240,7 @@ class BatchNorm2d(Module):
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
 
-    def forward(self, x):
+    def forward(self, x, *, activation=None):
         x = _input(self, x, 4, self.num_features)
         use_batch = self.training or not self.track_running_stats
         momentum = self.momentum
@@ -250,7 +250,8 @@ class BatchNorm2d(Module):
                 momentum = 1.0 / float(self.num_batches_tracked)
         return F.batch_norm(x, self.running_mean if self.track_running_stats else None,
                             self.running_var if self.track_running_stats else None,
-                            self.weight, self.bias, use_batch, momentum or 0.0, self.eps)
+                            self.weight, self.bias, use_batch, momentum or 0.0, self.eps,
+                            activation=activation)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
@@ -273,8 +274,8 @@ class Dropout(Module):
 class Sequential(Module):
     """Modules applied in order; indexes, slices, iterates and has a len, like a list.
 
-    In training, a Conv2d directly followed by a ReLU runs as one fused kernel
-    call (same result and gradients, one pass less over memory).
+    A Conv2d, BatchNorm2d or Linear directly followed by a ReLU runs as one
+    fused kernel call (same result and gradients, one pass less over memory).
     """
 
     def __init__(self, *modules):
@@ -312,13 +313,16 @@ class Sequential(Module):
         while i < len(mods):
             m = mods[i]
             nxt = mods[i + 1] if i + 1 < len(mods) else None
-            if type(m) is Conv2d and type(nxt) is ReLU:
+            if type(nxt) is ReLU and type(m) in _FUSES_RELU:
                 x = m(x, activation="relu")
                 i += 2
             else:
                 x = m(x)
                 i += 1
         return x
+
+
+_FUSES_RELU = (Conv2d, BatchNorm2d, Linear)
 
 
 class ModuleList(Module):

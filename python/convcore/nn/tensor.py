@@ -209,19 +209,34 @@ class Tensor:
 
         order = _topological_order(self)
         grads = {id(self): grad}
+        # A leaf keeps the array it is handed when nothing else can see it: a
+        # fresh kernel output that went to this leaf alone. Views, the
+        # caller's grad and arrays handed to two parents (add's backward
+        # returns g twice) are copied, so .grad never aliases other memory.
+        shared = {id(grad)}
         for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             if node._backward is None:  # a leaf: keep its gradient
-                node.grad = np.array(g, copy=True) if node.grad is None else node.grad + g
+                if node.grad is not None:
+                    node.grad = node.grad + g
+                elif id(g) in shared or g.base is not None or not g.flags.writeable:
+                    node.grad = np.array(g, copy=True)
+                else:
+                    node.grad = g
                 continue
             parent_grads = node._backward(g)
             for p, pg in zip(node._parents, parent_grads):
                 if pg is None or not p.requires_grad:
                     continue
                 k = id(p)
-                grads[k] = pg if k not in grads else grads[k] + pg
+                if k in grads:
+                    grads[k] = grads[k] + pg
+                else:
+                    if any(v is pg for v in grads.values()):
+                        shared.add(id(pg))
+                    grads[k] = pg
             # Free what the op saved; the graph is single-use, as in PyTorch.
             node._backward = _FREED
             node._parents = ()
