@@ -613,8 +613,13 @@ struct WinogradRunner {
     const index_t MR = pk.mr_, KC = pk.kc_, K = p.K, C = p.C;
     const index_t TH = (p.OH + m - 1) / m, TW = (p.OW + m - 1) / m, ohw = p.OH * p.OW;
     // Jobs: blocks of whole tile rows (about 64 tiles) x blocks of output
-    // channels, enough of them to feed every thread.
-    const index_t rpj = std::max<index_t>(1, 64 / TW);
+    // channels, enough of them to feed every thread. Smaller tile-row
+    // blocks come first (down to ~16 tiles): every channel block repeats the
+    // whole input transform (1 thread: no channel blocks at all).
+    const index_t T = get_num_threads();
+    index_t rpj = std::max<index_t>(1, 64 / TW);
+    while (T > 1 && p.N * ((TH + rpj - 1) / rpj) < 2 * T && rpj > 1 && (rpj - 1) * TW >= 16)
+      --rpj;
     // Narrow GEMM panels when a job's tiles would leave wide ones >20% empty
     // (7x7 outputs: 16 tiles in a 32-wide panel).
     index_t NR = kt.gemm_nr;
@@ -627,9 +632,9 @@ struct WinogradRunner {
       }
     }
     const index_t cb = (TH + rpj - 1) / rpj;
-    const index_t mpanels = pk.mpad_ / MR, T = get_num_threads();
+    const index_t mpanels = pk.mpad_ / MR;
     index_t mb = 1;
-    while (p.N * cb * mb < 2 * T && mb < mpanels) ++mb;
+    while (T > 1 && p.N * cb * mb < 2 * T && mb < mpanels) ++mb;
     const index_t mpj = (mpanels + mb - 1) / mb;
     const index_t ntp_max = (rpj * TW + NR - 1) / NR * NR;
     run_jobs(p.N * cb * mb, [&](index_t job) {
