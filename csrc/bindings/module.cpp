@@ -2,6 +2,7 @@
 
 namespace convcore_py {
 void bind_train(py::module_& m);  // bind_train.cpp
+void bind_gemm(py::module_& m);   // bind_gemm.cpp
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -14,5 +15,6 @@ PYBIND11_MODULE(_core, m) {
   convcore_py::bind_pool(m);
   convcore_py::bind_activation(m);
   convcore_py::bind_train(m);
+  convcore_py::bind_gemm(m);
   convcore_py::bind_cuda(m);
 }

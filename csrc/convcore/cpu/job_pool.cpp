@@ -67,40 +67,44 @@ class Pool {
     unsigned long seen = 0;
     std::unique_lock<std::mutex> g(mu_);
     for (;;) {
-      if (!(stop_ > id || (gen_ != seen && batch_))) {
-        // Spin briefly (~50 us) before sleeping: back-to-back calls (a
-        // network's layers) then find the worker awake, and an idle pool
-        // stops using the core almost at once after the last call.
+      if (stop_ > id) return;
+      if (gen_ != seen && batch_) {
+        seen = gen_;
+        Batch* b = batch_;
+        ++active_;
         g.unlock();
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int i = 1; gen_pub_.load(std::memory_order_acquire) == seen; ++i) {
-#if defined(__x86_64__) || defined(__i386__)
-          __builtin_ia32_pause();
-#endif
-          if (i % 64 == 0) {
-            const auto spun = std::chrono::steady_clock::now() - t0;
-            const bool held = g_holds.load(std::memory_order_relaxed) > 0;
-            if (spun > (held ? std::chrono::microseconds(20000) : std::chrono::microseconds(50)))
-              break;
-            // Held: stay awake, but give the core to any other runnable
-            // thread (an OpenMP worker of a pooling kernel, say).
-            if (held) std::this_thread::yield();
-          }
+        {
+          DenormalGuard dg;
+          work(*b);
         }
         g.lock();
+        if (--active_ == 0) idle_cv_.notify_all();
+        continue;
       }
-      cv_.wait(g, [&] { return stop_ > id || (gen_ != seen && batch_); });
-      if (stop_ > id) return;
+      // Nothing to do (or a batch that closed before this worker got to it:
+      // it is done). Spin briefly (~50 us; held: up to 20 ms) before
+      // sleeping, so back-to-back calls (a network's layers) find the worker
+      // awake. A worker woken from sleep spins again too: were it to sleep
+      // at once, a wake-up slower than the batches would keep it asleep for
+      // good (seen: 1 thread's speed on a loop of 40 us layers).
       seen = gen_;
-      Batch* b = batch_;
-      ++active_;
       g.unlock();
-      {
-        DenormalGuard dg;
-        work(*b);
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 1; gen_pub_.load(std::memory_order_acquire) == seen; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        if (i % 64 == 0) {
+          const auto spun = std::chrono::steady_clock::now() - t0;
+          const bool held = g_holds.load(std::memory_order_relaxed) > 0;
+          if (spun > (held ? std::chrono::microseconds(20000) : std::chrono::microseconds(50)))
+            break;
+          // Held: stay awake, but give the core to any other runnable thread.
+          if (held) std::this_thread::yield();
+        }
       }
       g.lock();
-      if (--active_ == 0) idle_cv_.notify_all();
+      if (gen_ == seen) cv_.wait(g, [&] { return stop_ > id || gen_ != seen; });
     }
   }
 

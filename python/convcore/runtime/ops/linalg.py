@@ -1,7 +1,11 @@
-"""Gemm and MatMul (numpy's BLAS)."""
+"""Gemm and MatMul: float32 2-D products on convcore's SGEMM (_core.gemm),
+others through numpy. numpy's BLAS threads spin after each call and take
+the cores from the kernel workers for the next layers."""
 from __future__ import annotations
 
 import numpy as np
+
+from ... import _core
 
 from .base import Op
 from .registry import register
@@ -24,7 +28,10 @@ class Gemm(Op):
         B = b.T if self.tb else b
         if A.shape[1] != B.shape[0]:
             raise ValueError(f"{self.label}: cannot multiply {A.shape} by {B.shape}")
-        y = A @ B
+        if a.dtype == np.float32:
+            y = _core.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), self.ta, self.tb)
+        else:
+            y = A @ B
         if self.alpha != 1.0:
             y *= y.dtype.type(self.alpha)
         if c is not None:
@@ -45,6 +52,10 @@ class MatMul(Op):
             raise TypeError(f"{self.label}: input dtypes differ ({a.dtype}, {b.dtype})")
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError(f"{self.label}: inputs must have at least one axis")
+        if a.dtype == np.float32 and a.ndim == 2 and b.ndim == 2:
+            if a.shape[1] != b.shape[0]:
+                raise ValueError(f"{self.label}: cannot multiply shapes {a.shape} and {b.shape}")
+            return [_core.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b))]
         try:
             return [np.matmul(a, b)]
         except ValueError:
