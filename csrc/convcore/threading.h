@@ -4,8 +4,8 @@
 
 namespace convcore {
 
-// Number of OpenMP workers every kernel uses. Default: OMP_NUM_THREADS if
-// set, else the machine's cores.
+// Number of threads every kernel uses (the caller plus job-pool workers).
+// Default: OMP_NUM_THREADS if set (the usual convention), else the cores.
 int get_num_threads();
 void set_num_threads(int n);
 
