@@ -51,6 +51,19 @@ class Pool {
     }
   }
 
+  // Wakes sleeping workers without work: they spin (held) until the next
+  // batch, so a run's first layers do not pay their wake-up (on a VM an idle
+  // vCPU can take a millisecond to come back).
+  void kick() {
+    {
+      if (!has_workers_.load(std::memory_order_acquire)) return;
+      std::lock_guard<std::mutex> g(mu_);
+      ++gen_;
+      gen_pub_.store(gen_, std::memory_order_release);
+    }
+    cv_.notify_all();
+  }
+
  private:
   static void work(Batch& b) {
     for (index_t i = b.next.fetch_add(1); i < b.n; i = b.next.fetch_add(1)) {
@@ -114,6 +127,7 @@ class Pool {
     if (int(threads_.size()) == want) return;
     stop_all();
     for (int i = 0; i < want; ++i) threads_.emplace_back([this, i] { worker(i); });
+    has_workers_.store(want > 0, std::memory_order_release);
   }
 
   void stop_all() {
@@ -137,6 +151,7 @@ class Pool {
   int active_ = 0;
   int stop_ = -1;
   std::vector<std::thread> threads_;
+  std::atomic<bool> has_workers_{false};
 };
 
 Pool& pool() {
@@ -148,8 +163,11 @@ Pool& pool() {
 }  // namespace
 
 void hold_workers(bool on) {
-  if (on) g_holds.fetch_add(1, std::memory_order_relaxed);
-  else if (g_holds.fetch_sub(1, std::memory_order_relaxed) <= 0) g_holds.fetch_add(1);  // unbalanced
+  if (on) {
+    if (g_holds.fetch_add(1, std::memory_order_relaxed) == 0) pool().kick();
+    return;
+  }
+  if (g_holds.fetch_sub(1, std::memory_order_relaxed) <= 0) g_holds.fetch_add(1);  // unbalanced
 }
 
 void run_jobs(index_t n, const std::function<void(index_t)>& f) {
