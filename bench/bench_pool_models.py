@@ -26,7 +26,6 @@ import importlib.util
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 
@@ -52,13 +51,7 @@ LAYERS = [
 ]
 
 
-def best_of(fn, reps):
-    best = math.inf
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from bench_pool import best_of  # noqa: E402  (shared timing helper)
 
 
 def load_baseline(root):
@@ -74,7 +67,6 @@ def load_baseline(root):
 
 
 def onnx_pool(layer, with_convs):
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
     _, op, shape, k, s, pads, ceil, cip = layer
     attrs = dict(kernel_shape=[k, k], strides=[s, s], pads=list(pads), ceil_mode=int(ceil))

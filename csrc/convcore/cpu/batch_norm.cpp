@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "convcore/cpu/isa_table.h"
 #include "convcore/cpu/kernels/batch_norm_kernels.h"
 #include "convcore/dispatch.h"
 #include "convcore/parallel.h"
@@ -17,18 +18,8 @@ namespace convcore {
 namespace {
 
 const cpu::BatchNormKernels& bn_kernels() {
-  static const cpu::BatchNormKernels table = [] {
-    cpu::BatchNormKernels t;
-    const std::string isa = kernels().isa;  // follows CONVCORE_ISA like every kernel
-#if CONVCORE_HAVE_X86
-    if (isa == "avx512") cpu::avx512::fill_batch_norm_kernels(t);
-    else if (isa == "avx2") cpu::avx2::fill_batch_norm_kernels(t);
-    else cpu::baseline::fill_batch_norm_kernels(t);
-#else
-    cpu::baseline::fill_batch_norm_kernels(t);
-#endif
-    return t;
-  }();
+  static const cpu::BatchNormKernels table =
+      cpu::isa_table<cpu::BatchNormKernels>(CONVCORE_PER_ISA(fill_batch_norm_kernels));
   return table;
 }
 

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "convcore/conv2d.h"
+#include "convcore/cpu/isa_table.h"
 #include "convcore/cpu/kernels/conv_wgrad_direct.h"
 #include "convcore/dispatch.h"
 #include "convcore/parallel.h"
@@ -526,18 +527,8 @@ void gemm_backward_weight(const Conv2dParams& p, const float* gy, const float* x
 // ---------------------------------------------------------------- direct grad_weight
 
 const cpu::WgradDirectKernels& wgrad_kernels(index_t OW) {
-  static const cpu::WgradDirectKernels table = [] {
-    cpu::WgradDirectKernels t;
-    const std::string isa = kernels().isa;  // follows CONVCORE_ISA like every kernel
-#if CONVCORE_HAVE_X86
-    if (isa == "avx512") cpu::avx512::fill_wgrad_direct(t);
-    else if (isa == "avx2") cpu::avx2::fill_wgrad_direct(t);
-    else cpu::baseline::fill_wgrad_direct(t);
-#else
-    cpu::baseline::fill_wgrad_direct(t);
-#endif
-    return t;
-  }();
+  static const cpu::WgradDirectKernels table =
+      cpu::isa_table<cpu::WgradDirectKernels>(CONVCORE_PER_ISA(fill_wgrad_direct));
 #if CONVCORE_HAVE_X86
   // Rows of 8 (LeNet's second conv) would leave half of every 16-wide vector
   // empty: the 8-wide kernels do the same sums in full vectors.

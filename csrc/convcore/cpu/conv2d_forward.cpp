@@ -527,32 +527,27 @@ struct ShiftedRunner {
         }
         return;
       }
-      if (L.Wf == p.OW) {  // no padding columns (1x1 strided): the flat output is y
+      // Tiles stored straight into y: with no padding columns (1x1 strided)
+      // the flat output is y's layout; otherwise row pieces go out masked,
+      // the padding dropped (AVX2/AVX-512).
+      const bool dense = L.Wf == p.OW;
+      if (dense || kt.gemm_block_flat) {
         for (index_t p0 = 0; p0 < rows; p0 += KC) {
           const index_t kc = std::min(KC, rows - p0);
           const float* Ablk = A + g * pk.mpad_ * rows + p0 * pk.mpad_;
           o.beta = p0 == 0 ? 0.f : 1.f;
           o.final = p0 + kc == rows;
           for (index_t i0 = m0; i0 < m1; i0 += MC) {
+            const index_t mc = std::min(MC, m1 - i0);
+            float* C = y + cbase + i0 * ohw;
             o.bias = ep.bias ? ep.bias + g * Kg + i0 : nullptr;
-            o.residual = residual ? residual + cbase + i0 * ohw + j0 : nullptr;
-            kt.gemm_block_shifted(kc, std::min(MC, m1 - i0), j1 - j0, Ablk + i0 * kc, base + j0,
-                                  off + p0, y + cbase + i0 * ohw + j0, ohw, o);
-          }
-        }
-        return;
-      }
-      if (kt.gemm_block_flat) {  // tiles stored straight into y, padding dropped
-        for (index_t p0 = 0; p0 < rows; p0 += KC) {
-          const index_t kc = std::min(KC, rows - p0);
-          const float* Ablk = A + g * pk.mpad_ * rows + p0 * pk.mpad_;
-          o.beta = p0 == 0 ? 0.f : 1.f;
-          o.final = p0 + kc == rows;
-          for (index_t i0 = m0; i0 < m1; i0 += MC) {
-            o.bias = ep.bias ? ep.bias + g * Kg + i0 : nullptr;
-            o.residual = residual ? residual + cbase + i0 * ohw : nullptr;
-            kt.gemm_block_flat(kc, std::min(MC, m1 - i0), j0, j1, Ablk + i0 * kc, base,
-                               off + p0, L.Wf, p.OW, y + cbase + i0 * ohw, ohw, o);
+            o.residual = residual ? residual + cbase + i0 * ohw + (dense ? j0 : 0) : nullptr;
+            if (dense)
+              kt.gemm_block_shifted(kc, mc, j1 - j0, Ablk + i0 * kc, base + j0, off + p0, C + j0,
+                                    ohw, o);
+            else
+              kt.gemm_block_flat(kc, mc, j0, j1, Ablk + i0 * kc, base, off + p0, L.Wf, p.OW, C,
+                                 ohw, o);
           }
         }
         return;

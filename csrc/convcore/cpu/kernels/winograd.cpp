@@ -13,6 +13,7 @@
 
 #include "convcore/cpu/kernels/sgemm_kernel.h"
 #include "convcore/cpu/kernels/vec.h"
+#include "convcore/cpu/kernels/winograd_deal.h"
 
 namespace convcore {
 namespace cpu {
@@ -66,20 +67,7 @@ void winograd_input(const Conv2dParams& p, const float* xg, index_t c0, index_t 
         }
       }
     }
-    // deal the 16 lines into row c of each xi's panels (tiles >= nt: zero)
-    for (int xi = 0; xi < 16; ++xi) {
-      float* s = line.data() + xi * ls;
-      std::fill(s + nt, s + ntp, 0.f);
-      float* dpan = Vp + xi * vstride + c * nr;
-      if (nr == kNR) {
-        for (index_t jp = 0; jp < ntp; jp += kNR, s += kNR, dpan += kc * kNR)
-#pragma GCC unroll 4
-          for (int v = 0; v < kNV; ++v) vstore(dpan + v * kVW, vload(s + v * kVW));
-      } else {
-        for (index_t jp = 0; jp < ntp; jp += nr, s += nr, dpan += kc * nr)
-          for (index_t t = 0; t < nr; ++t) dpan[t] = s[t];
-      }
-    }
+    winograd_deal(line.data(), ls, 16, nt, ntp, Vp, vstride, c, kc, nr);
   }
 }
 
