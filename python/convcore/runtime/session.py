@@ -153,12 +153,16 @@ class InferenceSession:
         new_shape = self._plan_for(key, env) is None
         nbytes = sum(v.nbytes for k, v in env.items())
         env.update(self.graph.constants)
-        # Workers stay awake between this run's layers and sleep once it returns.
-        _core.hold_workers(True)
+        # Workers stay awake between this run's layers and sleep once it returns
+        # (a 1-thread run leaves them asleep).
+        hold = self._threads_for_run() > 1
+        if hold:
+            _core.hold_workers(True)
         try:
             env = self._run_with_threads(env)
         finally:
-            _core.hold_workers(False)
+            if hold:
+                _core.hold_workers(False)
         out = []
         for n in names:
             v = np.asarray(env[n])
@@ -168,6 +172,9 @@ class InferenceSession:
         del env
         self._give_back_memory(nbytes, new_shape)
         return out
+
+    def _threads_for_run(self) -> int:
+        return self.threads if self.threads is not None else _core.get_num_threads()
 
     def _run_with_threads(self, env):
         if self.threads is not None:
@@ -218,7 +225,9 @@ class InferenceSession:
         previous = _core.get_local_num_threads()
         if self.threads is not None:   # as run(): this session's thread count
             _core.set_local_num_threads(self.threads)
-        _core.hold_workers(True)
+        hold = self._threads_for_run() > 1
+        if hold:
+            _core.hold_workers(True)
         try:
             for _ in range(runs):
                 env = self._check_feeds(feeds)
@@ -227,7 +236,8 @@ class InferenceSession:
                 run_nodes(self.graph, self.free_after, env, timings=t)
                 total = [a + b for a, b in zip(total, t)]
         finally:
-            _core.hold_workers(False)
+            if hold:
+                _core.hold_workers(False)
             _core.set_local_num_threads(previous)
         return [{"name": n.name, "op_type": n.op_type, "ms": 1e3 * v / runs}
                 for n, v in zip(self.graph.nodes, total)]
