@@ -111,7 +111,8 @@ void check_conv_algo(const Conv2dParams& p, ConvAlgo a) {
     case ConvAlgo::Winograd3x3F4:
       if (!winograd_ok(p))
         fail("conv2d", "algorithm '", conv_algo_name(a),
-             "' needs a 3x3 kernel, stride 1, dilation 1 and groups 1, got ", p.kh, "x", p.kw, " stride ", p.stride_h, "x", p.stride_w,
+             "' needs a 3x3 kernel, stride 1, dilation 1 and groups 1, got ", p.kh, "x", p.kw,
+             " stride ", p.stride_h, "x", p.stride_w,
              " dilation ", p.dil_h, "x", p.dil_w, " groups ", p.groups);
       return;
     case ConvAlgo::Depthwise:
@@ -466,7 +467,9 @@ struct ShiftedRunner {
       const index_t total = p.N * G * per_ng, slack = NR + 64;
       xpad.resize(total + slack);
       std::fill(xpad.data() + total, xpad.data() + total + slack, 0.f);
-      const index_t chunk = std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(plane * L.P, 1));
+      // ~32K floats of planes per fill job
+      const index_t chunk =
+          std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(plane * L.P, 1));
       const index_t per_img = (p.C + chunk - 1) / chunk;
       run_jobs(p.N * per_img, [&](index_t job) {
         const index_t n = job / per_img, c0 = (job % per_img) * chunk;

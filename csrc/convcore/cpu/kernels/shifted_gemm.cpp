@@ -167,7 +167,8 @@ void shifted_fill_row(const float* xr, index_t W, index_t sw, index_t off, index
     q = qb;
   } else if (sw == 2) {
     // even-lane gathers while the 2*kVW floats read stay inside the row
-    for (; q + kVW <= qb && off + 2 * (q + kVW) <= W; q += kVW) vstore(d + q, vload_even(src + 2 * q));
+    for (; q + kVW <= qb && off + 2 * (q + kVW) <= W; q += kVW)
+      vstore(d + q, vload_even(src + 2 * q));
   }
   for (; q < qb; ++q) d[q] = src[q * sw];
   std::fill(d + qb, d + Wf, 0.f);
