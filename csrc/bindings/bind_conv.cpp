@@ -13,6 +13,16 @@ std::vector<index_t> shape_of(const farray& a) {
   return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
 }
 
+// The residual's data (null for None), checked against y's shape; `hold`
+// keeps the converted array alive for the call.
+const float* residual_of(py::object residual, const farray& y, farray& hold) {
+  if (residual.is_none()) return nullptr;
+  hold = residual.cast<farray>();
+  if (shape_of(hold) != shape_of(y))
+    throw py::value_error("conv2d: residual must have the output's shape");
+  return hold.data();
+}
+
 convcore::ConvAlgo parse_algo(const std::string& s) {
   using convcore::ConvAlgo;
   for (ConvAlgo a : {ConvAlgo::Auto, ConvAlgo::Gemm1x1, ConvAlgo::Im2colGemm, ConvAlgo::Depthwise,
@@ -49,13 +59,7 @@ struct PyPackedConv2d {
       if (y.data() == x.data()) throw py::value_error("conv2d: out must not be the input");
     }
     farray r;
-    const float* rp = nullptr;
-    if (!residual.is_none()) {
-      r = residual.cast<farray>();
-      if (shape_of(r) != shape_of(y))
-        throw py::value_error("conv2d: residual must have the output's shape");
-      rp = r.data();
-    }
+    const float* rp = residual_of(residual, y, r);
     convcore::Epilogue e = ep;
     e.bias = has_bias ? bias.data() : nullptr;
     const float* xp = x.data();
@@ -133,13 +137,7 @@ void bind_conv(py::module_& m) {
           ep.bias = b.data();
         }
         farray y = empty({p.N, p.K, p.OH, p.OW}, op);
-        const float* rp = nullptr;
-        if (!residual.is_none()) {
-          r = residual.cast<farray>();
-          if (shape_of(r) != shape_of(y))
-            throw py::value_error("conv2d: residual must have the output's shape");
-          rp = r.data();
-        }
+        const float* rp = residual_of(residual, y, r);
         auto a = parse_algo(algo);
         const float *xp = x.data(), *wp = w.data();
         float* yp = y.mutable_data();

@@ -63,6 +63,7 @@ class PackedConv2d {
   friend struct WinogradRunner;
   friend struct SmallPlaneRunner;
   friend struct ShiftedRunner;
+  friend struct GemmJobs;
 };
 
 // Checks that `algo` can run `p`; throws std::invalid_argument otherwise.

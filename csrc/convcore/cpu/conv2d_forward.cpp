@@ -234,12 +234,47 @@ void run_im2col_gemm(const Conv2dParams& p, const float* x, const float* w, floa
 
 }  // namespace
 
+// The jobs of a packed-weight conv GEMM (implicit and shifted): per image-
+// group, blocks of output columns (NR-wide panels) x blocks of output
+// channels (MR-row panels), sized by choose_split; MC rows per A block.
+struct GemmJobs {
+  index_t NR, MR, Kg, ncols, cb, mb, cpj, mpj, MC, count;
+  struct Job {
+    index_t ng, j0, j1, m0, m1;  // image-group, columns [j0, j1), rows [m0, m1)
+    bool empty() const { return j0 >= j1 || m0 >= m1; }
+  };
+
+  GemmJobs(const PackedConv2d& pk, index_t ngroups, index_t ncols_, index_t NR_, index_t Kg_)
+      : NR(NR_), MR(pk.mr_), Kg(Kg_), ncols(ncols_) {
+    const index_t KC = pk.kc_, panels = (ncols + NR - 1) / NR, mpanels = pk.mpad_ / MR;
+    const index_t max_cols = std::max<index_t>(NR, (index_t(512) * 256 / KC) / NR * NR);
+    const Split sp = choose_split(ngroups, panels, mpanels, NR, MR, max_cols);
+    cb = sp.cb;
+    mb = sp.mb;
+    cpj = (panels + cb - 1) / cb;
+    mpj = (mpanels + mb - 1) / mb;
+    MC = std::max<index_t>(MR, (index_t(256) * 1024 / (KC * 4)) / MR * MR);
+    count = ngroups * cb * mb;
+  }
+
+  Job at(index_t job) const {
+    const index_t mbi = job % mb, cbi = (job / mb) % cb;
+    Job j;
+    j.ng = job / (mb * cb);
+    j.j0 = cbi * cpj * NR;
+    j.j1 = std::min(ncols, j.j0 + cpj * NR);
+    j.m0 = mbi * mpj * MR;
+    j.m1 = std::min(Kg, j.m0 + mpj * MR);
+    return j;
+  }
+};
+
 struct ConvRunner {
   // Implicit GEMM over the packed weights.
   static void gemm(const PackedConv2d& pk, const Conv2dParams& p, const float* x, float* y,
                    const Epilogue& ep, const float* residual) {
     const KernelTable& kt = kernels();
-    const index_t MR = pk.mr_, KC = pk.kc_;
+    const index_t KC = pk.kc_;
     const index_t Cg = p.Cg(), Kg = p.Kg(), G = p.groups;
     const index_t rows = Cg * p.kh * p.kw, ohw = p.OH * p.OW, hw = p.H * p.W;
     // Narrow panels only where the wide ones would waste over 20% of the
@@ -256,20 +291,16 @@ struct ConvRunner {
         pack_b = kt.conv_pack_b_small;
       }
     }
-    const index_t panels = (ohw + NR - 1) / NR, mpanels = pk.mpad_ / MR;
-    const index_t max_cols = std::max<index_t>(NR, (index_t(512) * 256 / KC) / NR * NR);
-    const Split sp = choose_split(p.N * G, panels, mpanels, NR, MR, max_cols);
-    const index_t cpj = (panels + sp.cb - 1) / sp.cb, mpj = (mpanels + sp.mb - 1) / sp.mb;
-    const index_t MC = std::max<index_t>(MR, (index_t(256) * 1024 / (KC * 4)) / MR * MR);
+    const GemmJobs jobs(pk, p.N * G, ohw, NR, Kg);
+    const index_t MC = jobs.MC;
     const float* A = pk.a_.data();
-    run_jobs(p.N * G * sp.cb * sp.mb, [&](index_t job) {
-      float* Bp = b_scratch(KC * cpj * NR);
+    run_jobs(jobs.count, [&](index_t job) {
+      float* Bp = b_scratch(KC * jobs.cpj * NR);
       {
-        const index_t mbi = job % sp.mb, cbi = (job / sp.mb) % sp.cb;
-        const index_t ng = job / (sp.mb * sp.cb), g = ng % G, n = ng / G;
-        const index_t j0 = cbi * cpj * NR, j1 = std::min(ohw, j0 + cpj * NR);
-        const index_t m0 = mbi * mpj * MR, m1 = std::min(Kg, m0 + mpj * MR);
-        if (j0 >= j1 || m0 >= m1) return;
+        const GemmJobs::Job jb = jobs.at(job);
+        if (jb.empty()) return;
+        const index_t g = jb.ng % G, n = jb.ng / G, j0 = jb.j0, j1 = jb.j1, m0 = jb.m0,
+                      m1 = jb.m1;
         const float* xg = x + (n * p.C + g * Cg) * hw;
         const index_t cbase = (n * p.K + g * Kg) * ohw;
         for (index_t p0 = 0; p0 < rows; p0 += KC) {
@@ -477,19 +508,15 @@ struct ShiftedRunner {
       });
       src = xpad.data();
     }
-    const index_t panels = (nflat + NR - 1) / NR, mpanels = pk.mpad_ / MR;
-    const index_t max_cols = std::max<index_t>(NR, (index_t(512) * 256 / KC) / NR * NR);
-    const Split sp = choose_split(p.N * G, panels, mpanels, NR, MR, max_cols);
-    const index_t cpj = (panels + sp.cb - 1) / sp.cb, mpj = (mpanels + sp.mb - 1) / sp.mb;
-    const index_t MC = std::max<index_t>(MR, (index_t(256) * 1024 / (KC * 4)) / MR * MR);
+    const GemmJobs jobs(pk, p.N * G, nflat, NR, Kg);
+    const index_t MC = jobs.MC, mpj = jobs.mpj;
     const float* A = pk.a_.data();
     const index_t* off = offs.data();
-    run_jobs(p.N * G * sp.cb * sp.mb, [&](index_t job) {
-      const index_t mbi = job % sp.mb, cbi = (job / sp.mb) % sp.cb;
-      const index_t ng = job / (sp.mb * sp.cb), g = ng % G, n = ng / G;
-      const index_t j0 = cbi * cpj * NR, j1 = std::min(nflat, j0 + cpj * NR);
-      const index_t m0 = mbi * mpj * MR, m1 = std::min(Kg, m0 + mpj * MR);
-      if (j0 >= j1 || m0 >= m1) return;
+    run_jobs(jobs.count, [&](index_t job) {
+      const GemmJobs::Job jb = jobs.at(job);
+      if (jb.empty()) return;
+      const index_t ng = jb.ng, g = ng % G, n = ng / G, j0 = jb.j0, j1 = jb.j1, m0 = jb.m0,
+                    m1 = jb.m1;
       const float* base = src + (L.direct ? (n * p.C + g * Cg) * hw : ng * per_ng);
       const index_t cbase = (n * p.K + g * Kg) * ohw;
       GemmTileOut o;

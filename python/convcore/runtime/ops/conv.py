@@ -158,11 +158,8 @@ class Conv(Op):
             if nsp == 1:
                 y = y.reshape(y.shape[0], y.shape[1], y.shape[3])
             return [apply_post(self.post, y)]
-        try:
-            if self.packed is not None and y_res_later is None:
-                y = self.packed.run(x, res)
-            else:
-                y = _core.conv2d_forward(x, w, b, s, p, d, self.group, lo, hi, res, "auto")
+        try:   # (packed convs no longer receive W: run_packed)
+            y = _core.conv2d_forward(x, w, b, s, p, d, self.group, lo, hi, res, "auto")
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"{self.label}: {e}") from None
         if nsp == 1:

@@ -406,13 +406,18 @@ class Range(Op):
         return [(s + np.arange(n) * d).astype(np.asarray(start).dtype)]
 
 
-@register("DepthToSpace", since=1)
-class DepthToSpace(Op):
+class _Blocks(Op):
+    """DepthToSpace / SpaceToDepth: blocksize and mode attributes."""
+
     def setup(self):
         self.b = self.attr("blocksize", "int")
         self.mode = self.attr("mode", "string", "DCR")
         if self.b <= 0 or self.mode not in ("DCR", "CRD"):
             raise self.error(f"blocksize must be positive and mode DCR or CRD, got {self.b}, {self.mode}")
+
+
+@register("DepthToSpace", since=1)
+class DepthToSpace(_Blocks):
 
     def run(self, x):
         if x.ndim != 4 or x.shape[1] % (self.b * self.b):
@@ -428,12 +433,7 @@ class DepthToSpace(Op):
 
 
 @register("SpaceToDepth", since=1)
-class SpaceToDepth(Op):
-    def setup(self):
-        self.b = self.attr("blocksize", "int")
-        self.mode = self.attr("mode", "string", "DCR")
-        if self.b <= 0 or self.mode not in ("DCR", "CRD"):
-            raise self.error(f"blocksize must be positive and mode DCR or CRD, got {self.b}, {self.mode}")
+class SpaceToDepth(_Blocks):
 
     def run(self, x):
         b = self.b
