@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from .cuda_ops import to_host
 from .errors import node_label
 
 
@@ -20,9 +21,12 @@ def run_nodes(graph, free_after, env: dict, timings: list | None = None) -> dict
 
 def _run(graph, free_after, env, timings):
     clock = time.perf_counter if timings is not None else None
+    mixed = graph.device != "cpu"
     for i, node in enumerate(graph.nodes):
         t0 = clock() if clock else 0.0
         args = [env[name] if name else None for name in node.inputs]
+        if mixed and not node.on_device:   # a host node of a GPU session
+            args = [to_host(a) for a in args]
         # Trailing omitted optional inputs are simply not passed.
         while args and args[-1] is None:
             args.pop()
