@@ -108,6 +108,24 @@ inline long long nonempty_splits(long long ktiles, long long splits) {
   return (ktiles + per - 1) / per;
 }
 
+// The part of the problem block (bx, by, bz) owns: group, output tile origin
+// and its slice of the k-tiles (split-K: grid z = G * splits).
+struct BlockSlice {
+  int g, split, m0, n0, kt0, kt1;
+  __host__ __device__ BlockSlice(int BM, int BN, int BK, int Kd, int splits, int bx, int by,
+                                 int bz) {
+    g = bz / splits;
+    split = bz % splits;
+    m0 = by * BM;
+    n0 = bx * BN;
+    const int tiles = (Kd + BK - 1) / BK;
+    const int per = (tiles + splits - 1) / splits;
+    kt0 = split * per;
+    kt1 = kt0 + per < tiles ? kt0 + per : tiles;
+  }
+  __host__ __device__ bool empty() const { return kt0 >= kt1; }
+};
+
 // The TF32 block's barrier as a callable (its Ops policy provides it).
 template <class Ops>
 struct OpsSync {
@@ -146,13 +164,10 @@ __host__ __device__ __forceinline__ void igemm_f32_block(
   using Loads = TileLoads<BM, BN, BK, NT, L>;
   constexpr int A_PER = Loads::A_PER, B_PER = Loads::B_PER, B_STEP = Loads::B_STEP;
 
-  const int g = bz / splits, split = bz % splits;
-  const int m0 = by * BM, n0 = bx * BN;
-  const int tiles = (Kd + BK - 1) / BK;
-  const int per = (tiles + splits - 1) / splits;
-  const int kt0 = split * per, kt1 = kt0 + per < tiles ? kt0 + per : tiles;
-  if (kt0 >= kt1) return;  // whole block leaves together: no barrier skipped
-  const S st = st0.at_split(split);
+  const BlockSlice bs(BM, BN, BK, Kd, splits, bx, by, bz);
+  if (bs.empty()) return;  // whole block leaves together: no barrier skipped
+  const int g = bs.g, m0 = bs.m0, n0 = bs.n0, kt0 = bs.kt0, kt1 = bs.kt1;
+  const S st = st0.at_split(bs.split);
 
   fill_table(ld, table, t, NT, Kd, sync);
   Loads tl(ld, g, m0, n0, M, N, t, table);

@@ -56,13 +56,10 @@ __host__ __device__ __forceinline__ void igemm_tf32_block(const L& ld, const S& 
   float* Bs = smem + kStages * BM * LDA;    // [kStages][BK][LDB]
 
   const int warp = t / 32, lane = t % 32;
-  const int g = bz / splits, split = bz % splits;
-  const int m0 = by * BM, n0 = bx * BN;
-  const int tiles = (Kd + BK - 1) / BK;
-  const int per = (tiles + splits - 1) / splits;
-  const int kt0 = split * per, kt1 = kt0 + per < tiles ? kt0 + per : tiles;
-  if (kt0 >= kt1) return;  // whole block leaves together: no barrier skipped
-  const S st = st0.at_split(split);
+  const BlockSlice bs(BM, BN, BK, Kd, splits, bx, by, bz);
+  if (bs.empty()) return;  // whole block leaves together: no barrier skipped
+  const int g = bs.g, m0 = bs.m0, n0 = bs.n0, kt0 = bs.kt0, kt1 = bs.kt1;
+  const S st = st0.at_split(bs.split);
 
   fill_table(ld, table, t, NT, Kd, OpsSync<Ops>{ops});
   const int a_m = t / (BK / A_PER), a_k = (t % (BK / A_PER)) * A_PER;
