@@ -201,31 +201,45 @@ def linear(x, weight, bias=None, *, activation=None):
 
 
 def _linear_kernel(x, weight, bias, relu):
-    """float32: run the product as a 1x1 convolution whose "image" is the batch.
+    """float32: convcore's own threaded SGEMM (``_core.gemm``), bias and ReLU in its epilogue.
 
-    (out, in) @ (in, rows) is one GEMM in convcore's own threaded kernel, so
-    training never mixes OpenBLAS's thread pool with the OpenMP one (on a
-    2-core machine the two pools fight and a small matmul can take 100x longer).
+    The product runs transposed, y.T = W @ x.T (out, rows), so that the bias
+    is one value per GEMM row; y is the transposed view, and the next Linear
+    reads that view's contiguous transpose without a copy. Backward computes
+    on whichever of g and g.T is contiguous, with the GEMM's transpose flags
+    instead of copies, and hands back grad_input in the layout x came in.
+    (convcore's kernel rather than numpy's BLAS: on a 2-core machine
+    OpenBLAS's spinning threads took the second core from the kernel workers.)
     """
     xd, wd = x.data, weight.data
     lead, fin, fout = xd.shape[:-1], wd.shape[1], wd.shape[0]
-    # Columns = rows of x: (1, in, rows, 1). x.T of a transposed output is contiguous for free.
-    xt = np.ascontiguousarray(xd.reshape(-1, fin).T).reshape(1, fin, -1, 1)
-    w4 = wd.reshape(fout, fin, 1, 1)
+    x2 = xd.reshape(-1, fin)
+    xs = x2.T  # (in, rows): contiguous when x is the previous Linear's output
+    x_t = xs.flags.c_contiguous
+    if not x_t:
+        xs = x2 if x2.flags.c_contiguous else np.ascontiguousarray(x2)
     bd = None if bias is None else bias.data
-    args = ([1, 1], [0, 0, 0, 0], [1, 1], 1)
-    yt = _core.conv2d_forward(xt, w4, bd, *args, 0.0 if relu else -np.inf, np.inf, None, "auto")
-    y = yt.reshape(fout, -1).T.reshape(lead + (fout,))
+    yt = _core.gemm(wd, xs, False, not x_t, bd, relu)
+    y = yt.T.reshape(lead + (fout,))
 
     def backward(g):
-        gt = np.ascontiguousarray(g.reshape(-1, fout).T, dtype=np.float32).reshape(1, fout, -1, 1)
-        if relu:
-            gt = _core.relu_backward(gt, yt)
-        gx, gw, gb = _core.conv2d_backward(gt, xt, w4, *args, x.requires_grad,
-                                           weight.requires_grad,
-                                           bias is not None and bias.requires_grad)
-        gx = None if gx is None else gx.reshape(fin, -1).T.reshape(lead + (fin,))
-        gw = None if gw is None else gw.reshape(fout, fin)
+        g2 = g.reshape(-1, fout)
+        gs = g2.T  # (out, rows)
+        g_t = gs.flags.c_contiguous
+        if relu:  # the mask is in yt's (out, rows) layout
+            if not g_t:
+                gs = np.ascontiguousarray(gs, dtype=np.float32)
+            gs, g_t = _core.relu_backward(gs, yt), True
+        elif not g_t:
+            gs = np.ascontiguousarray(g2, dtype=np.float32)
+        gx = gw = gb = None
+        if weight.requires_grad:  # g.T @ x
+            gw = _core.gemm(gs, xs, not g_t, x_t)
+        if x.requires_grad:  # g @ W, as (rows, in) or, for a transposed x, (in, rows)
+            gx = _core.gemm(wd, gs, True, not g_t).T if x_t else _core.gemm(gs, wd, g_t, False)
+            gx = gx.reshape(lead + (fin,))
+        if bias is not None and bias.requires_grad:
+            gb = gs.sum(axis=1 if g_t else 0)
         return (gx, gw) if bias is None else (gx, gw, gb)
     return y, backward
 
@@ -486,6 +500,8 @@ def cross_entropy(input, target, *, reduction: str = "mean", label_smoothing: fl
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
     n, c = x.shape
+    if x.data.dtype == np.float32:
+        return _cross_entropy_kernel(x, target, reduction, float(label_smoothing))
     t = _labels(target, n, c)
     lp = _log_softmax_array(x.data, 1)
     rows = np.arange(n)
@@ -509,6 +525,21 @@ def cross_entropy(input, target, *, reduction: str = "mean", label_smoothing: fl
         else:
             d *= g[:, None]
         return (d.astype(x.data.dtype, copy=False),)
+    return Tensor._make(loss, (x,), backward, "cross_entropy")
+
+
+def _cross_entropy_kernel(x, target, reduction, label_smoothing):
+    """float32: loss and gradient in one compiled pass (``_core.cross_entropy``);
+    backward only scales the stored gradient. The kernel checks the label range."""
+    t = target.data if isinstance(target, Tensor) else target
+    if not (type(t) is np.ndarray and t.dtype == np.int64 and t.shape == (x.shape[0],)):
+        t = _labels(target, x.shape[0], x.shape[1])
+    loss, d = _core.cross_entropy(x.data, t, label_smoothing, reduction)
+
+    def backward(g):
+        if reduction == "none":
+            return (d * g[:, None],)
+        return (d if g == 1 else d * g,)
     return Tensor._make(loss, (x,), backward, "cross_entropy")
 
 

@@ -3,7 +3,8 @@
 Reverse-mode autograd in the micrograd style: every op computes its forward
 result with numpy (or a compiled kernel) and hands ``_make`` a closure that
 maps the output's gradient to its inputs' gradients. ``backward()`` walks the
-graph in reverse topological order. Heavy ops (conv, pooling, relu) live in
+graph in reverse creation order: every Tensor gets a sequence number when it
+is made, and an op's output is always newer than its inputs. Heavy ops (conv, pooling, relu) live in
 ``convcore.nn.functional`` and call the compiled kernels; this file holds the
 arithmetic a training loop needs.
 
@@ -12,7 +13,9 @@ forward pass; when no trace is running that costs one global lookup.
 """
 from __future__ import annotations
 
+import itertools
 import numbers
+from heapq import heappop, heappush
 
 import numpy as np
 
@@ -20,6 +23,7 @@ __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "tensor"]
 
 _grad_enabled = True
 _tracer = None  # set by convcore.nn.onnx_export while tracing
+_next_seq = itertools.count().__next__  # creation order: outputs are newer than inputs
 
 
 def is_grad_enabled() -> bool:
@@ -108,7 +112,8 @@ _FREED = _Freed()
 class Tensor:
     """A numpy array (``.data``) with ``.grad`` and the op that produced it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op", "_seq",
+                 "__weakref__")
     # numpy defers `ndarray + Tensor` to Tensor.__radd__, and a ufunc applied to a
     # Tensor (np.exp(t)) raises instead of silently returning an array without grad.
     __array_ufunc__ = None
@@ -120,6 +125,7 @@ class Tensor:
         self._parents = ()
         self._backward = None
         self._op = None
+        self._seq = _next_seq()
 
     # -- construction of op results ---------------------------------------------------
     @staticmethod
@@ -129,16 +135,19 @@ class Tensor:
         out.data = data
         out.grad = None
         out._op = op
+        out._seq = _next_seq()
         if _tracer is not None:
             _tracer.produced(out)
-        if _grad_enabled and any(p.requires_grad for p in parents):
-            out.requires_grad = True
-            out._parents = parents
-            out._backward = backward
-        else:
-            out.requires_grad = False
-            out._parents = ()
-            out._backward = None
+        if _grad_enabled:
+            for p in parents:
+                if p.requires_grad:
+                    out.requires_grad = True
+                    out._parents = parents
+                    out._backward = backward
+                    return out
+        out.requires_grad = False
+        out._parents = ()
+        out._backward = None
         return out
 
     # -- plain accessors ----------------------------------------------------------------
@@ -207,18 +216,20 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad shape {grad.shape} differs from tensor shape {self.shape}")
 
-        order = _topological_order(self)
+        # Newest node first: by then every op that consumed it (all newer)
+        # has added its share to grads[id(node)].
         grads = {id(self): grad}
+        heap = [(-self._seq, id(self), self)]
         # A leaf keeps the array it is handed when nothing else can see it: a
         # fresh kernel output that went to this leaf alone. Views, the
         # caller's grad and arrays handed to two parents (add's backward
         # returns g twice) are copied, so .grad never aliases other memory.
         shared = {id(grad)}
-        for node in reversed(order):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if node._backward is None:  # a leaf: keep its gradient
+        while heap:
+            node = heappop(heap)[2]
+            g = grads.pop(id(node))
+            fn = node._backward
+            if fn is None:  # a leaf: keep its gradient
                 if node.grad is not None:
                     node.grad = node.grad + g
                 elif id(g) in shared or g.base is not None or not g.flags.writeable:
@@ -226,20 +237,26 @@ class Tensor:
                 else:
                     node.grad = g
                 continue
-            parent_grads = node._backward(g)
-            for p, pg in zip(node._parents, parent_grads):
-                if pg is None or not p.requires_grad:
-                    continue
-                k = id(p)
-                if k in grads:
-                    grads[k] = grads[k] + pg
-                else:
-                    if any(v is pg for v in grads.values()):
-                        shared.add(id(pg))
-                    grads[k] = pg
+            parent_grads = fn(g)
+            parents = node._parents
             # Free what the op saved; the graph is single-use, as in PyTorch.
             node._backward = _FREED
             node._parents = ()
+            handed = []
+            for p, pg in zip(parents, parent_grads):
+                if pg is None or not p.requires_grad:
+                    continue
+                k = id(p)
+                prev = grads.get(k)
+                if prev is not None:
+                    grads[k] = prev + pg
+                    continue
+                for q in handed:
+                    if q is pg:
+                        shared.add(id(pg))
+                handed.append(pg)
+                grads[k] = pg
+                heappush(heap, (-p._seq, k, p))
 
     # -- arithmetic (forward and backward side by side) ---------------------------------
     def __add__(self, other):
@@ -446,25 +463,6 @@ def _lift(x, like: Tensor) -> Tensor:
     if isinstance(x, numbers.Number) or isinstance(x, np.ndarray):
         return Tensor(np.asarray(x, dtype=like.data.dtype), dtype=like.data.dtype)
     raise TypeError(f"unsupported operand type for Tensor arithmetic: {type(x).__name__}")
-
-
-def _topological_order(root: Tensor) -> list:
-    """Nodes that need a gradient, parents before children (iterative: deep nets are fine)."""
-    order, seen = [], set()
-    stack = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for p in node._parents:
-            if p.requires_grad and id(p) not in seen:
-                stack.append((p, False))
-    return order
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
