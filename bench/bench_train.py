@@ -9,8 +9,9 @@ Models (same architecture, same weights, same thread count in both):
 Engines run interleaved in rounds (a short sleep between engines); each
 round times `--steps` steps and the best round per engine is reported.
 Afterwards one more convcore run splits its step time into: inside
-convcore._core kernels (conv, pooling, relu, batch norm, the SGD update) and
-the rest, the Python layer (autograd bookkeeping, argument checks, loss, adds).
+convcore._core kernels (conv, pooling, relu, batch norm, Linear's GEMM, the
+cross-entropy loss, the SGD update) and the rest, the Python layer (autograd
+bookkeeping, argument checks, residual adds).
 
 Run:  PYTHONPATH=python python3 bench/bench_train.py --threads 2
 """
@@ -99,20 +100,29 @@ def time_steps(step, n):
     return (CLOCK() - t0) / n
 
 
+# Every compute entry point of convcore._core that nn and optim call (tests/nn/
+# test_bench_split.py checks that nn calls no other). Since 2026-11-26 02:00
+# also gemm (Linear), cross_entropy (the loss) and the multi-tensor optimiser
+# updates: before, Linear ran through conv2d_forward/backward, the loss was numpy
+# (counted as Python) and SGD called sgd_step once per parameter.
+KERNELS = ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
+           "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d",
+           "global_pool2d_backward", "relu", "relu_backward", "batch_norm_forward",
+           "batch_norm_backward", "sgd_step", "gemm", "cross_entropy", "sgd_step_multi",
+           "adam_step_multi")
+
+
 def time_split(step, n):
     """Where one convcore run's step time goes: {kernels, rest, total, per_op}.
 
     kernels    inside convcore._core calls (every entry point nn uses is wrapped)
-    rest       everything else: autograd bookkeeping, argument checks, the
-               loss, residual adds (the "Python layer")
+    rest       everything else: autograd bookkeeping, argument checks,
+               residual adds (the "Python layer")
     """
     core = convcore._core
     per_op: dict[str, float] = {}
     saved = {}
-    for name in ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
-                 "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d",
-                 "global_pool2d_backward", "relu", "relu_backward", "batch_norm_forward",
-                 "batch_norm_backward", "sgd_step"):
+    for name in KERNELS:
         fn = getattr(core, name, None)
         if fn is None:  # an older build (before batch norm was compiled): numpy, counted as Python
             continue
@@ -192,7 +202,7 @@ def main():
     print("\nspeedup = torch time / convcore time (>1: convcore faster). The last two columns "
           "split convcore's step time (one extra timed run, same clock): inside convcore._core "
           "kernels (the SGD update included), and the rest, the Python layer (autograd "
-          "bookkeeping, checks, loss, residual adds).")
+          "bookkeeping, checks, residual adds; the loss is a kernel since 2026-11-26).")
     print("\nconvcore kernel time per step (ms) in that run:")
     for name, _, _, sp in rows:
         parts = sorted(sp["per_op"].items(), key=lambda kv: -kv[1])

@@ -16,6 +16,7 @@ import numpy as np
 from .. import _core
 from .._checks import as_f32, conv_geometry, pair, pool_geometry
 from . import init as _init
+from . import tensor as _T
 from .tensor import Tensor, _record
 
 __all__ = [
@@ -105,10 +106,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
 
     parents = (x, weight) if bias is None else (x, weight, bias)
     out = Tensor._make(y, parents, backward, "conv2d")
-    _record("conv2d", parents, out, stride=stride, pads=pad, dilation=dilation, groups=groups,
-            kernel=wd.shape[2:])
-    if activation == "relu":
-        _record("relu", (out,), out)  # the trace sees Conv then Relu
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("conv2d", parents, out, stride=stride, pads=pad, dilation=dilation, groups=groups,
+                kernel=wd.shape[2:])
+        if activation == "relu":
+            _record("relu", (out,), out)  # the trace sees Conv then Relu
     return out
 
 
@@ -121,8 +123,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     y = _core.max_pool2d_forward(xd, *args, False)
     out = Tensor._make(y, (x,), lambda g: (_core.max_pool2d_backward(_f32(g), xd, *args),),
                        "max_pool2d")
-    _record("max_pool2d", (x,), out, kernel=k, stride=s, pads=p, dilation=d,
-            ceil_mode=bool(ceil_mode))
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("max_pool2d", (x,), out, kernel=k, stride=s, pads=p, dilation=d,
+                ceil_mode=bool(ceil_mode))
     return out
 
 
@@ -135,8 +138,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     y = _core.avg_pool2d_forward(xd, *args)
     out = Tensor._make(y, (x,), lambda g: (_core.avg_pool2d_backward(_f32(g), xd, *args),),
                        "avg_pool2d")
-    _record("avg_pool2d", (x,), out, kernel=k, stride=s, pads=p, ceil_mode=bool(ceil_mode),
-            count_include_pad=bool(count_include_pad))
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("avg_pool2d", (x,), out, kernel=k, stride=s, pads=p, ceil_mode=bool(ceil_mode),
+                count_include_pad=bool(count_include_pad))
     return out
 
 
@@ -149,7 +153,8 @@ def global_avg_pool2d(x):
     y = _core.global_avg_pool2d(xd)
     out = Tensor._make(y, (x,), lambda g: (_core.global_pool2d_backward(_f32(g), xd, False),),
                        "global_avg_pool2d")
-    _record("global_avg_pool2d", (x,), out)
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("global_avg_pool2d", (x,), out)
     return out
 
 
@@ -171,7 +176,8 @@ def relu(x):
         y = _core.relu(np.ascontiguousarray(x.data), None)
         # y > 0 exactly where x > 0, so the output is all backward needs.
         out = Tensor._make(y, (x,), lambda g: (_core.relu_backward(_f32(g), y),), "relu")
-    _record("relu", (x,), out)
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("relu", (x,), out)
     return out
 
 
@@ -194,9 +200,10 @@ def linear(x, weight, bias=None, *, activation=None):
         y, backward = _linear_numpy(x, weight, bias, relu)
     parents = (x, weight) if bias is None else (x, weight, bias)
     out = Tensor._make(y, parents, backward, "linear")
-    _record("linear", parents, out)
-    if relu:
-        _record("relu", (out,), out)  # the trace sees Gemm then Relu
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("linear", parents, out)
+        if relu:
+            _record("relu", (out,), out)  # the trace sees Gemm then Relu
     return out
 
 
@@ -275,7 +282,8 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1):
     shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
     src = x.shape
     out = Tensor._make(x.data.reshape(shape), (x,), lambda g: (g.reshape(src),), "flatten")
-    _record("flatten", (x,), out, start_dim=s, end_dim=e)
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("flatten", (x,), out, start_dim=s, end_dim=e)
     return out
 
 
@@ -320,13 +328,14 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                                         momentum, eps, relu)
     parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
     out = Tensor._make(y, parents, backward, "batch_norm")
-    if not training:
-        _record("batch_norm", parents, out, mean=running_mean, var=running_var, eps=float(eps),
-                has_weight=weight is not None, has_bias=bias is not None)
-    else:
-        _record("batch_norm_train", parents, out)
-    if relu:
-        _record("relu", (out,), out)  # the trace sees BatchNormalization then Relu
+    if _T._tracer is not None:  # tracing for export_onnx
+        if not training:
+            _record("batch_norm", parents, out, mean=running_mean, var=running_var,
+                    eps=float(eps), has_weight=weight is not None, has_bias=bias is not None)
+        else:
+            _record("batch_norm_train", parents, out)
+        if relu:
+            _record("relu", (out,), out)  # the trace sees BatchNormalization then Relu
     return out
 
 
@@ -457,7 +466,8 @@ def log_softmax(x, dim: int = -1, *, axis=None):
     def backward(g):
         return (g - np.exp(lp) * g.sum(axis=axis, keepdims=True),)
     out = Tensor._make(lp, (x,), backward, "log_softmax")
-    _record("log_softmax", (x,), out, axis=axis)
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("log_softmax", (x,), out, axis=axis)
     return out
 
 
@@ -469,7 +479,8 @@ def softmax(x, dim: int = -1, *, axis=None):
     def backward(g):
         return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
     out = Tensor._make(y, (x,), backward, "softmax")
-    _record("softmax", (x,), out, axis=axis)
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("softmax", (x,), out, axis=axis)
     return out
 
 

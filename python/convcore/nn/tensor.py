@@ -72,6 +72,8 @@ def _record(op: str, inputs, out, **attrs) -> None:
 
 
 def _to_array(data, dtype) -> np.ndarray:
+    if dtype is None and type(data) is np.ndarray and data.dtype == np.float32:
+        return data  # the common case (a batch of inputs), without the checks below
     if isinstance(data, Tensor):
         data = data.data
     elif hasattr(data, "detach") and hasattr(data, "numpy"):  # a torch tensor
@@ -216,47 +218,42 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad shape {grad.shape} differs from tensor shape {self.shape}")
 
-        # Newest node first: by then every op that consumed it (all newer)
-        # has added its share to grads[id(node)].
-        grads = {id(self): grad}
-        heap = [(-self._seq, id(self), self)]
+        # Ops newest first: by then every op that consumed a node (all newer)
+        # has added its share to grads[id(node)]. Leaves never wait in the
+        # heap: their share is added to .grad as soon as it is handed over.
+        #
         # A leaf keeps the array it is handed when nothing else can see it: a
         # fresh kernel output that went to this leaf alone. Views, the
         # caller's grad and arrays handed to two parents (add's backward
         # returns g twice) are copied, so .grad never aliases other memory.
         shared = {id(grad)}
+        if self._backward is None:
+            _leaf_add(self, grad, True)
+            return
+        grads = {id(self): grad}
+        heap = [(-self._seq, id(self), self)]
         while heap:
             node = heappop(heap)[2]
-            g = grads.pop(id(node))
-            fn = node._backward
-            if fn is None:  # a leaf: keep its gradient
-                if node.grad is not None:
-                    node.grad = node.grad + g
-                elif id(g) in shared or g.base is not None or not g.flags.writeable:
-                    node.grad = np.array(g, copy=True)
-                else:
-                    node.grad = g
-                continue
-            parent_grads = fn(g)
+            parent_grads = node._backward(grads.pop(id(node)))
             parents = node._parents
             # Free what the op saved; the graph is single-use, as in PyTorch.
             node._backward = _FREED
             node._parents = ()
-            handed = []
+            if len(parent_grads) > 1:  # an array handed to two parents must not become a .grad
+                _mark_repeats(parent_grads, shared)
             for p, pg in zip(parents, parent_grads):
                 if pg is None or not p.requires_grad:
+                    continue
+                if p._backward is None:
+                    _leaf_add(p, pg, id(pg) in shared)
                     continue
                 k = id(p)
                 prev = grads.get(k)
                 if prev is not None:
                     grads[k] = prev + pg
-                    continue
-                for q in handed:
-                    if q is pg:
-                        shared.add(id(pg))
-                handed.append(pg)
-                grads[k] = pg
-                heappush(heap, (-p._seq, k, p))
+                else:
+                    grads[k] = pg
+                    heappush(heap, (-p._seq, k, p))
 
     # -- arithmetic (forward and backward side by side) ---------------------------------
     def __add__(self, other):
@@ -443,6 +440,26 @@ class Tensor:
     def argmax(self, axis=None):
         """Plain numpy result: indices carry no gradient."""
         return self.data.argmax(axis=axis)
+
+
+def _mark_repeats(arrays, shared: set) -> None:
+    """Add to ``shared`` the ids of arrays that appear more than once in ``arrays``."""
+    for i in range(1, len(arrays)):
+        a = arrays[i]
+        if a is not None:
+            for j in range(i):
+                if arrays[j] is a:
+                    shared.add(id(a))
+
+
+def _leaf_add(leaf: Tensor, g: np.ndarray, shared: bool) -> None:
+    """Add one gradient contribution to a leaf's ``.grad`` (never aliasing a shared array)."""
+    if leaf.grad is not None:
+        leaf.grad = leaf.grad + g
+    elif shared or g.base is not None or not g.flags.writeable:
+        leaf.grad = np.array(g, copy=True)
+    else:
+        leaf.grad = g
 
 
 def _torch_names(axis, keepdims, dim, keepdim):

@@ -2,7 +2,8 @@
 
 The float32 parameters of a group are updated by one compiled call
 (``_core.sgd_step_multi``: weight decay, momentum buffer and parameter
-together, one pass per parameter); other dtypes in numpy.
+together, one pass per parameter); the first step (momentum buffers created)
+and other dtypes go parameter by parameter (``_core.sgd_step`` or numpy).
 """
 from __future__ import annotations
 
@@ -27,30 +28,49 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def step(self) -> None:
+        state = self.state
         for g in self.param_groups:
             lr, mom, damp, wd = g["lr"], g["momentum"], g["dampening"], g["weight_decay"]
             nesterov = g["nesterov"]
-            # Kernel batches: parameters whose momentum buffer exists, and those
-            # that get it now (the first step: the buffer is written, not read).
-            ps, gs, bs, new_ps, new_gs, new_bs = [], [], [], [], [], []
-            for p, state in self._params_with_grad(g):
-                buf = state.get("momentum_buffer") if mom else None
-                grad, data = p.grad, p.data
-                if _kernel_ok(data) and (buf is None or _kernel_ok(buf)) and \
-                        grad.dtype == np.float32:
-                    if not grad.flags.c_contiguous:
-                        grad = np.ascontiguousarray(grad)
-                    if mom and buf is None:
-                        buf = state["momentum_buffer"] = np.empty_like(data)
-                        new_ps.append(data), new_gs.append(grad), new_bs.append(buf)
-                    else:
-                        ps.append(data), gs.append(grad), bs.append(buf)
+            params, data, grads, bufs = [], [], [], []
+            for p in g["params"]:
+                grad = p.grad
+                if grad is None:
                     continue
-                self._numpy_step(p, state, lr, mom, damp, wd, nesterov)
-            for params, grads, bufs, init in ((ps, gs, bs, False), (new_ps, new_gs, new_bs, True)):
-                if params:
-                    _core.sgd_step_multi(params, grads, bufs if mom else None, lr, mom, damp, wd,
-                                         nesterov, init)
+                if grad.shape != p.data.shape:
+                    raise ValueError(f"SGD: gradient shape {grad.shape} differs from parameter "
+                                     f"shape {p.data.shape}")
+                st = state.get(id(p))
+                if st is None:
+                    st = state[id(p)] = {}
+                params.append(p), data.append(p.data), grads.append(grad)
+                bufs.append(st.get("momentum_buffer") if mom else None)
+            if not params:
+                continue
+            hyper = (lr, mom, damp, wd, nesterov)
+            # One kernel call for the group: it checks every array before
+            # touching any, so on refusal (a float64 or non-contiguous array)
+            # nothing has changed and the parameters go one by one.
+            if mom and any(b is None for b in bufs):  # first step: buffers are written, not read
+                self._step_each(params, bufs, hyper)
+                continue
+            try:
+                _core.sgd_step_multi(data, grads, bufs if mom else None, *hyper, False)
+            except (TypeError, ValueError):
+                self._step_each(params, bufs, hyper)
+
+    def _step_each(self, params, bufs, hyper) -> None:
+        lr, mom, damp, wd, nesterov = hyper
+        for p, buf in zip(params, bufs):
+            grad, data = p.grad, p.data
+            if _kernel_ok(data) and (buf is None or _kernel_ok(buf)) and grad.dtype == np.float32:
+                init = bool(mom) and buf is None
+                if init:
+                    buf = self.state[id(p)]["momentum_buffer"] = np.empty_like(data)
+                _core.sgd_step(data, np.ascontiguousarray(grad), buf, lr, mom, damp, wd,
+                               nesterov, init)
+            else:
+                self._numpy_step(p, self.state[id(p)], lr, mom, damp, wd, nesterov)
 
     @staticmethod
     def _numpy_step(p, state, lr, mom, damp, wd, nesterov) -> None:
