@@ -71,12 +71,17 @@ farray readonly_f32(py::handle a, const char* op, const std::string& what) {
 
 std::string item(const char* list, size_t i) { return std::string(list) + "[" + std::to_string(i) + "]"; }
 
+// A list or tuple (of arrays): a single array is a sequence too, but not one of these.
+bool is_list_of_arrays(py::handle seq) {
+  return py::isinstance<py::list>(seq) || py::isinstance<py::tuple>(seq);
+}
+
 // One list argument of a multi-tensor update: `n` arrays of the parameters' sizes.
 // The arrays are kept referenced in `keep` while the GIL is released.
 std::vector<float*> state_list(const char* op, const char* name, py::handle seq, size_t n,
                                const std::vector<index_t>& sizes, bool writable,
                                std::vector<farray>& keep) {
-  if (!py::isinstance<py::sequence>(seq) || py::isinstance<py::str>(seq))
+  if (!is_list_of_arrays(seq))
     throw py::type_error(std::string(op) + ": " + name + " must be a list of arrays");
   auto s = py::reinterpret_borrow<py::sequence>(seq);
   if (s.size() != n)
@@ -98,7 +103,7 @@ std::vector<float*> state_list(const char* op, const char* name, py::handle seq,
 // The parameters of a multi-tensor update (writeable float32) and their sizes.
 std::vector<float*> param_list(const char* op, py::handle seq, std::vector<index_t>& sizes,
                                std::vector<farray>& keep) {
-  if (!py::isinstance<py::sequence>(seq) || py::isinstance<py::str>(seq))
+  if (!is_list_of_arrays(seq))
     throw py::type_error(std::string(op) + ": params must be a list of arrays");
   auto s = py::reinterpret_borrow<py::sequence>(seq);
   const size_t n = s.size();

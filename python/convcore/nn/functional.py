@@ -550,7 +550,7 @@ def _cross_entropy_kernel(x, target, reduction, label_smoothing):
     def backward(g):
         if reduction == "none":
             return (d * g[:, None],)
-        return (d if g == 1 else d * g,)
+        return (d if g.item() == 1.0 else d * g,)  # loss.backward(): g is 1
     return Tensor._make(loss, (x,), backward, "cross_entropy")
 
 

@@ -212,7 +212,8 @@ class Tensor:
             if self.data.size != 1:
                 raise RuntimeError(f"backward: grad can be implicit only for a scalar output, "
                                    f"got shape {self.shape}; pass grad=")
-            grad = np.ones_like(self.data)
+            grad = np.empty_like(self.data)  # np.ones_like, without its Python wrapper
+            grad.fill(1)
         else:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
             if grad.shape != self.shape:
@@ -239,13 +240,25 @@ class Tensor:
             # Free what the op saved; the graph is single-use, as in PyTorch.
             node._backward = _FREED
             node._parents = ()
-            if len(parent_grads) > 1:  # an array handed to two parents must not become a .grad
+            n = len(parent_grads)  # an array handed to two parents must not become a .grad
+            if n == 3:  # conv2d / linear with a bias: checked inline, the hot case
+                a, b, c = parent_grads
+                if a is b or a is c:
+                    shared.add(id(a))
+                if b is c:
+                    shared.add(id(b))
+            elif n > 1:
                 _mark_repeats(parent_grads, shared)
             for p, pg in zip(parents, parent_grads):
                 if pg is None or not p.requires_grad:
                     continue
-                if p._backward is None:
-                    _leaf_add(p, pg, id(pg) in shared)
+                if p._backward is None:  # a leaf: add its share now (_leaf_add, inlined)
+                    if p.grad is not None:
+                        p.grad = p.grad + pg
+                    elif id(pg) in shared or pg.base is not None or not pg.flags.writeable:
+                        p.grad = np.array(pg, copy=True)
+                    else:
+                        p.grad = pg
                     continue
                 k = id(p)
                 prev = grads.get(k)
