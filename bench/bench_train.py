@@ -10,8 +10,8 @@ Engines run interleaved in rounds (a short sleep between engines); each
 round times `--steps` steps and the best round per engine is reported.
 Afterwards one more convcore run splits its step time into: inside
 convcore._core kernels (conv, pooling, relu, batch norm, Linear's GEMM, the
-cross-entropy loss, the SGD update) and the rest, the Python layer (autograd
-bookkeeping, argument checks, residual adds).
+cross-entropy loss, residual adds, the SGD update) and the rest, the Python
+layer (autograd bookkeeping, argument checks, small numpy ops).
 
 Run:  PYTHONPATH=python python3 bench/bench_train.py --threads 2
 """
@@ -102,14 +102,15 @@ def time_steps(step, n):
 
 # Every compute entry point of convcore._core that nn and optim call (tests/nn/
 # test_bench_split.py checks that nn calls no other). Since 2026-11-26 02:00
-# also gemm (Linear), cross_entropy (the loss) and the multi-tensor optimiser
-# updates: before, Linear ran through conv2d_forward/backward, the loss was numpy
-# (counted as Python) and SGD called sgd_step once per parameter.
+# also gemm (Linear), cross_entropy (the loss), the multi-tensor optimiser
+# updates and add (residual adds, gradient sums): before, Linear ran through
+# conv2d_forward/backward, the loss and the adds were numpy (counted as Python)
+# and SGD called sgd_step once per parameter.
 KERNELS = ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
            "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d",
            "global_pool2d_backward", "relu", "relu_backward", "batch_norm_forward",
            "batch_norm_backward", "sgd_step", "gemm", "cross_entropy", "sgd_step_multi",
-           "adam_step_multi")
+           "adam_step_multi", "add")
 
 
 def time_split(step, n):
@@ -117,7 +118,7 @@ def time_split(step, n):
 
     kernels    inside convcore._core calls (every entry point nn uses is wrapped)
     rest       everything else: autograd bookkeeping, argument checks,
-               residual adds (the "Python layer")
+               small numpy ops (the "Python layer")
     """
     core = convcore._core
     per_op: dict[str, float] = {}
@@ -202,7 +203,8 @@ def main():
     print("\nspeedup = torch time / convcore time (>1: convcore faster). The last two columns "
           "split convcore's step time (one extra timed run, same clock): inside convcore._core "
           "kernels (the SGD update included), and the rest, the Python layer (autograd "
-          "bookkeeping, checks, residual adds; the loss is a kernel since 2026-11-26).")
+          "bookkeeping, checks, small numpy ops; the loss and the residual adds are kernels "
+          "since 2026-11-26).")
     print("\nconvcore kernel time per step (ms) in that run:")
     for name, _, _, sp in rows:
         parts = sorted(sp["per_op"].items(), key=lambda kv: -kv[1])

@@ -8,11 +8,15 @@
 //   instead of one per parameter).
 //   cross_entropy: nn.functional.cross_entropy's float32 path, loss and
 //   gradient in one pass.
+//   add: Tensor addition of two same-shape float32 arrays (residual adds,
+//   gradient sums in backward).
+#include <algorithm>
 #include <cstdint>
 
 #include "convcore/adam.h"
 #include "convcore/batch_norm.h"
 #include "convcore/cross_entropy.h"
+#include "convcore/elementwise.h"
 #include "convcore/sgd.h"
 #include "ndarray.h"
 
@@ -356,6 +360,19 @@ void bind_train(py::module_& m) {
     return py::make_tuple(loss, grad);
   }, py::arg("logits"), py::arg("labels"), py::arg("label_smoothing") = 0.0,
      py::arg("reduction") = "mean");
+
+  // a + b for same-shape float32 arrays (any layout in, C-contiguous out).
+  m.def("add", [](const farray& a, const farray& b) {
+    if (a.ndim() != b.ndim() || !std::equal(a.shape(), a.shape() + a.ndim(), b.shape()))
+      throw py::value_error("add: the two arrays differ in shape (broadcasting is numpy's job)");
+    farray out(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+    const float *ap = a.data(), *bp = b.data();
+    float* op = out.mutable_data();
+    const index_t n = a.size();
+    py::gil_scoped_release nogil;
+    convcore::add(n, ap, bp, op);
+    return out;
+  }, py::arg("a"), py::arg("b"));
 }
 
 }  // namespace convcore_py

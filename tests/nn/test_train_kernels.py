@@ -330,3 +330,35 @@ def test_linear_every_layout_matches_float64(x_layout, g_layout, relu, bias):
     if bias:
         np.testing.assert_allclose(bt.grad, g64.sum(axis=0), rtol=1e-5, atol=1e-5)
     assert xt.grad.shape == x.shape and wt.grad.flags.c_contiguous
+
+
+# -- add (residual adds and gradient sums) ---------------------------------------------------
+def test_add_kernel_matches_numpy_and_checks_shapes():
+    rng = np.random.default_rng(30)
+    for shape in [(0,), (7,), (3, 70001), (2, 16, 33, 31)]:
+        a = rng.standard_normal(shape).astype(np.float32)
+        b = rng.standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(_core.add(a, b), a + b)  # float32 sums are exact ops
+    a = rng.standard_normal((64, 300)).astype(np.float32)
+    np.testing.assert_array_equal(_core.add(a.T, a.T), a.T + a.T)  # strided input
+    with pytest.raises(ValueError, match="add: the two arrays differ in shape"):
+        _core.add(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32))
+    with pytest.raises(ValueError, match="add: the two arrays differ in shape"):
+        _core.add(np.zeros((2, 3), np.float32), np.zeros(3, np.float32))
+
+
+def test_residual_add_and_gradient_sum_on_large_tensors():
+    """Above the kernel's size threshold: a residual add forward, and a node whose gradient
+    arrives from two branches (summed in backward), against float64 numpy."""
+    rng = np.random.default_rng(31)
+    x0 = rng.standard_normal((4, 8, 32, 32)).astype(np.float32)  # 32K elements
+    w0 = rng.standard_normal((4, 8, 32, 32)).astype(np.float32)
+    x, w = nn.Tensor(x0, requires_grad=True), nn.Tensor(w0, requires_grad=True)
+    h = F.relu(x)
+    y = (h + h * w) + h  # h feeds three branches
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(g)
+    h64 = np.maximum(x0.astype(np.float64), 0)
+    np.testing.assert_allclose(y.numpy(), h64 + h64 * w0 + h64, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(x.grad, g * (2 + w0) * (x0 > 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w.grad, g * h64, rtol=1e-6, atol=1e-6)

@@ -19,6 +19,8 @@ from heapq import heappop, heappush
 
 import numpy as np
 
+from .. import _core
+
 __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "tensor"]
 
 _grad_enabled = True
@@ -263,7 +265,7 @@ class Tensor:
                 k = id(p)
                 prev = grads.get(k)
                 if prev is not None:
-                    grads[k] = prev + pg
+                    grads[k] = _add(prev, pg)
                 else:
                     grads[k] = pg
                     heappush(heap, (-p._seq, k, p))
@@ -275,7 +277,7 @@ class Tensor:
 
         def backward(g):
             return _unbroadcast(g, a.shape), _unbroadcast(g, b.shape)
-        out = Tensor._make(a.data + b.data, (a, b), backward, "add")
+        out = Tensor._make(_add(a.data, b.data), (a, b), backward, "add")
         _record("add", (a, b), out)
         return out
 
@@ -453,6 +455,17 @@ class Tensor:
     def argmax(self, axis=None):
         """Plain numpy result: indices carry no gradient."""
         return self.data.argmax(axis=axis)
+
+
+def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b as a new array: same-shape float32 arrays (residual adds, gradient sums
+    in backward) in the compiled, threaded kernel; anything else in numpy."""
+    if a.dtype == b.dtype == np.float32 and a.shape == b.shape and a.size >= _ADD_KERNEL_MIN:
+        return _core.add(a, b)
+    return a + b
+
+
+_ADD_KERNEL_MIN = 1 << 14  # smaller adds: numpy's call is cheaper than the binding's checks
 
 
 def _mark_repeats(arrays, shared: set) -> None:
