@@ -1,9 +1,10 @@
 """Differentiable ops on ``Tensor``: the functional forms behind the modules.
 
 conv2d, pooling and relu run forward and backward in the compiled kernels
-(``convcore._core``), and so do float32 batch norm and a float32 linear layer
-(as a 1x1 convolution, i.e. one GEMM); dropout, the losses and the float64
-paths (gradient checks) are a few lines of numpy.
+(``convcore._core``), and so do float32 batch norm, a float32 linear layer
+(convcore's SGEMM with a bias/ReLU epilogue) and the float32 cross-entropy
+loss (loss and gradient in one pass); dropout, the other losses and the
+float64 paths (gradient checks) are a few lines of numpy.
 Arguments are checked once, in the forward call, by the same helpers the plain
 functional API uses, so backward can call ``_core`` directly.
 """
@@ -181,7 +182,7 @@ def relu(x):
     return out
 
 
-# -- dense layers (numpy) -------------------------------------------------------------------
+# -- dense layers --------------------------------------------------------------------------
 def linear(x, weight, bias=None, *, activation=None):
     """``x @ weight.T + bias`` over the last axis (weight: (out, in), as in PyTorch);
     ``activation="relu"`` fuses a ReLU (Linear + ReLU in a ``Sequential``)."""
