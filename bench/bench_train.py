@@ -102,15 +102,15 @@ def time_steps(step, n):
 
 # Every compute entry point of convcore._core that nn and optim call (tests/nn/
 # test_bench_split.py checks that nn calls no other). Since 2026-11-26 02:00
-# also gemm (Linear), cross_entropy (the loss), the multi-tensor optimiser
-# updates and add (residual adds, gradient sums): before, Linear ran through
-# conv2d_forward/backward, the loss and the adds were numpy (counted as Python)
-# and SGD called sgd_step once per parameter.
+# also gemm and linear_backward (Linear), cross_entropy (the loss), the
+# multi-tensor optimiser updates and add (residual adds, gradient sums):
+# before, Linear ran through conv2d_forward/backward, the loss and the adds
+# were numpy (counted as Python) and SGD called sgd_step once per parameter.
 KERNELS = ("conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
            "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d",
            "global_pool2d_backward", "relu", "relu_backward", "batch_norm_forward",
            "batch_norm_backward", "sgd_step", "gemm", "cross_entropy", "sgd_step_multi",
-           "adam_step_multi", "add")
+           "adam_step_multi", "add", "linear_backward")
 
 
 def time_split(step, n):

@@ -10,13 +10,17 @@
 //   gradient in one pass.
 //   add: Tensor addition of two same-shape float32 arrays (residual adds,
 //   gradient sums in backward).
+//   linear_backward: nn's Linear backward (ReLU mask, grad_w, grad_x,
+//   grad_b) in one call.
 #include <algorithm>
 #include <cstdint>
 
+#include "convcore/activation.h"
 #include "convcore/adam.h"
 #include "convcore/batch_norm.h"
 #include "convcore/cross_entropy.h"
 #include "convcore/elementwise.h"
+#include "convcore/gemm.h"
 #include "convcore/sgd.h"
 #include "ndarray.h"
 
@@ -129,6 +133,26 @@ void check_labels(const std::int64_t* t, index_t n, index_t c) {
       throw py::value_error("cross_entropy: label " + std::to_string(t[i]) +
                             " is out of range for " + std::to_string(c) +
                             " classes (labels must be in [0, " + std::to_string(c - 1) + "])");
+}
+
+// C (M x N, row-major) = op(A) @ op(B) on the job pool; A/B as stored
+// (row-major, `a_cols`/`b_cols` floats per row), op = transpose if t*.
+void gemm_into(const float* A, index_t a_cols, bool ta, const float* B, index_t b_cols, bool tb,
+               index_t M, index_t N, index_t K, float* C) {
+  if (M <= 0 || N <= 0) return;
+  convcore::GemmArgs g;
+  g.trans_a = ta;
+  g.trans_b = tb;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.A = A;
+  g.lda = a_cols;
+  g.B = B;
+  g.ldb = b_cols;
+  g.C = C;
+  g.ldc = N;
+  convcore::gemm(g);
 }
 
 }  // namespace
@@ -373,6 +397,96 @@ void bind_train(py::module_& m) {
     convcore::add(n, ap, bp, op);
     return out;
   }, py::arg("a"), py::arg("b"));
+
+  // Linear's backward for y.T = W @ x.T + b (ReLU optional), one call. Each
+  // operand comes as it is stored, with a flag saying whether it is the
+  // transposed layout, so the GEMMs read it through their transpose flags:
+  //   g: (rows, out), or (out, rows) if g_t;  x: (rows, in), or (in, rows) if x_t;
+  //   w: (out, in);  y_t: the forward output (out, rows) when a ReLU was fused, else None.
+  // -> (grad_x in x's layout | None, grad_w (out, in) | None, grad_b (out,) | None)
+  m.def("linear_backward", [](const farray& g, bool g_t, const farray& x, bool x_t,
+                              const farray& w, py::object y_t, bool need_x, bool need_w,
+                              bool need_b) {
+    const char* op = "linear_backward";
+    if (g.ndim() != 2 || x.ndim() != 2 || w.ndim() != 2)
+      throw py::value_error("linear_backward: grad_out, x and weight must be 2-D");
+    const index_t fout = w.shape(0), fin = w.shape(1);
+    const index_t rows = g_t ? g.shape(1) : g.shape(0);
+    if ((g_t ? g.shape(0) : g.shape(1)) != fout)
+      throw py::value_error("linear_backward: grad_out has " +
+                            std::to_string(g_t ? g.shape(0) : g.shape(1)) +
+                            " features, the weight " + std::to_string(fout));
+    if ((x_t ? x.shape(0) : x.shape(1)) != fin || (x_t ? x.shape(1) : x.shape(0)) != rows)
+      throw py::value_error("linear_backward: x does not match grad_out's rows and the "
+                            "weight's input features");
+    const float* gp = g.data();
+    bool gt = g_t;
+    farray masked, ya;
+    const float* yp = nullptr;
+    float* mp = nullptr;
+    if (!y_t.is_none()) {  // the ReLU's mask, in y's (out, rows) layout
+      if (!py::isinstance<farray>(y_t))
+        throw py::type_error("linear_backward: y must be a C-contiguous float32 array");
+      ya = py::reinterpret_borrow<farray>(y_t);
+      if (ya.ndim() != 2 || ya.shape(0) != fout || ya.shape(1) != rows)
+        throw py::value_error("linear_backward: y must have shape (out, rows)");
+      masked = empty({fout, rows}, op);
+      yp = ya.data();
+      mp = masked.mutable_data();
+    }
+    py::object gx = py::none(), gw = py::none(), gb = py::none();
+    float *gxp = nullptr, *gwp = nullptr, *gbp = nullptr;
+    if (need_x) {
+      farray a = x_t ? empty({fin, rows}, op) : empty({rows, fin}, op);
+      gxp = a.mutable_data();
+      gx = a;
+    }
+    if (need_w) {
+      farray a = empty({fout, fin}, op);
+      gwp = a.mutable_data();
+      gw = a;
+    }
+    if (need_b) {
+      farray a = empty({fout}, op);
+      gbp = a.mutable_data();
+      gb = a;
+    }
+    const float *xp = x.data(), *wp = w.data();
+    {
+      py::gil_scoped_release nogil;
+      if (yp) {
+        if (gt) {
+          convcore::relu_backward(fout * rows, gp, yp, mp);
+        } else {  // row-major g: mask while transposing (rare: a ReLU'd Linear before the loss)
+          for (index_t o = 0; o < fout; ++o)
+            for (index_t r = 0; r < rows; ++r)
+              mp[o * rows + r] = yp[o * rows + r] > 0.f ? gp[r * fout + o] : 0.f;
+        }
+        gp = mp;
+        gt = true;
+      }
+      const index_t g_cols = gt ? rows : fout, x_cols = x_t ? rows : fin;
+      if (gwp) gemm_into(gp, g_cols, !gt, xp, x_cols, x_t, fout, fin, rows, gwp);  // g.T @ x
+      if (gxp) {
+        if (x_t)  // (in, rows) = W.T @ g.T
+          gemm_into(wp, fin, true, gp, g_cols, !gt, fin, rows, fout, gxp);
+        else  // (rows, in) = g @ W
+          gemm_into(gp, g_cols, gt, wp, fin, false, rows, fin, fout, gxp);
+      }
+      if (gbp) {  // sums over rows, in float64
+        for (index_t o = 0; o < fout; ++o) {
+          double acc = 0.0;
+          if (gt)
+            for (index_t r = 0; r < rows; ++r) acc += gp[o * rows + r];
+          else
+            for (index_t r = 0; r < rows; ++r) acc += gp[r * fout + o];
+          gbp[o] = float(acc);
+        }
+      }
+    }
+    return py::make_tuple(gx, gw, gb);
+  }, py::arg("grad_out"), py::arg("g_t"), py::arg("x"), py::arg("x_t"), py::arg("weight"),
+     py::arg("y_t"), py::arg("need_x"), py::arg("need_w"), py::arg("need_b"));
 }
 
 }  // namespace convcore_py

@@ -362,3 +362,20 @@ def test_residual_add_and_gradient_sum_on_large_tensors():
     np.testing.assert_allclose(y.numpy(), h64 + h64 * w0 + h64, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(x.grad, g * (2 + w0) * (x0 > 0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(w.grad, g * h64, rtol=1e-6, atol=1e-6)
+
+
+def test_linear_backward_bad_input():
+    g, x, w = np.ones((4, 3), np.float32), np.ones((4, 5), np.float32), np.ones((3, 5), np.float32)
+    _core.linear_backward(g, False, x, False, w, None, True, True, True)  # fits
+    with pytest.raises(ValueError, match="linear_backward: grad_out has 4 features, the weight 3"):
+        _core.linear_backward(g, True, x, False, w, None, True, True, True)
+    with pytest.raises(ValueError, match="linear_backward: x does not match"):
+        _core.linear_backward(g, False, x.T.copy(), False, w, None, True, True, True)
+    with pytest.raises(ValueError, match="linear_backward: grad_out, x and weight must be 2-D"):
+        _core.linear_backward(g, False, x, False, w[None], None, True, True, True)
+    with pytest.raises(ValueError, match=r"linear_backward: y must have shape \(out, rows\)"):
+        _core.linear_backward(g, False, x, False, w, np.ones((4, 3), np.float32), True, True, True)
+    with pytest.raises(TypeError, match="linear_backward: y must be a C-contiguous float32"):
+        _core.linear_backward(g, False, x, False, w, np.ones((3, 4)), True, True, True)
+    gx, gw, gb = _core.linear_backward(g, False, x, False, w, None, False, True, False)
+    assert gx is None and gb is None and gw.shape == (3, 5)

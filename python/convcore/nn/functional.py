@@ -213,9 +213,10 @@ def _linear_kernel(x, weight, bias, relu):
 
     The product runs transposed, y.T = W @ x.T (out, rows), so that the bias
     is one value per GEMM row; y is the transposed view, and the next Linear
-    reads that view's contiguous transpose without a copy. Backward computes
+    reads that view's contiguous transpose without a copy. Backward is one
+    call (``_core.linear_backward``: ReLU mask, the two GEMMs, the bias sums)
     on whichever of g and g.T is contiguous, with the GEMM's transpose flags
-    instead of copies, and hands back grad_input in the layout x came in.
+    instead of copies; grad_input comes back in the layout x came in.
     (convcore's kernel rather than numpy's BLAS: on a 2-core machine
     OpenBLAS's spinning threads took the second core from the kernel workers.)
     """
@@ -233,21 +234,14 @@ def _linear_kernel(x, weight, bias, relu):
     def backward(g):
         g2 = g.reshape(-1, fout)
         gs = g2.T  # (out, rows)
-        g_t = gs.flags.c_contiguous
-        if relu:  # the mask is in yt's (out, rows) layout
-            if not g_t:
-                gs = np.ascontiguousarray(gs, dtype=np.float32)
-            gs, g_t = _core.relu_backward(gs, yt), True
-        elif not g_t:
+        g_t = gs.flags.c_contiguous and gs.dtype == np.float32
+        if not g_t:
             gs = np.ascontiguousarray(g2, dtype=np.float32)
-        gx = gw = gb = None
-        if weight.requires_grad:  # g.T @ x
-            gw = _core.gemm(gs, xs, not g_t, x_t)
-        if x.requires_grad:  # g @ W, as (rows, in) or, for a transposed x, (in, rows)
-            gx = _core.gemm(wd, gs, True, not g_t).T if x_t else _core.gemm(gs, wd, g_t, False)
-            gx = gx.reshape(lead + (fin,))
-        if bias is not None and bias.requires_grad:
-            gb = gs.sum(axis=1 if g_t else 0)
+        gx, gw, gb = _core.linear_backward(gs, g_t, xs, x_t, wd, yt if relu else None,
+                                           x.requires_grad, weight.requires_grad,
+                                           bias is not None and bias.requires_grad)
+        if gx is not None:
+            gx = (gx.T if x_t else gx).reshape(lead + (fin,))
         return (gx, gw) if bias is None else (gx, gw, gb)
     return y, backward
 
