@@ -4,7 +4,7 @@
 # and link only, so the CUDA sources never rot), run the host emulation of
 # the kernels' index math (tests/cuda_host/), then import that build from
 # a scratch copy of the package and run tests/test_cuda.py against it (GPU
-# tests skip cleanly where no GPU is visible). Without nvcc it says so and
+# tests skip cleanly where no GPU is visible), with the runner's device tests. Without nvcc it says so and
 # succeeds. The normal CPU build (build-dev/, python/convcore/_core*.so) is
 # not touched.
 #
@@ -45,6 +45,5 @@ rm -f "$scratch"/convcore/_core*.so
 cp "$so" "$scratch/convcore/"
 PYTHONPATH="$scratch" python3 -c \
   "import convcore.cuda as c; assert c.is_built(); print('cuda-build: import ok, is_available() =', c.is_available(), '|', c.unavailable_reason() or c.device_info()['name'])"
-cp tests/test_cuda.py "$scratch/"
-(cd "$scratch" && PYTHONPATH="$scratch" python3 -m pytest -q -p no:cacheprovider \
-   -o "markers=gpu: needs a CUDA device" test_cuda.py)
+PYTHONPATH="$scratch" python3 -m pytest -q -p no:cacheprovider \
+   tests/test_cuda.py tests/runtime/test_cuda_runner.py

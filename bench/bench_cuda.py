@@ -6,11 +6,11 @@ Compares like with like, on the same device arrays (shared without copies):
 over the conv layer shapes of ResNet-50 and MobileNetV2 (224x224 input) at
 batch 1 and 32, printing TFLOP/s and the convcore/cuDNN ratio (target: >= 0.5
 on the large layers). Engines are interleaved in rounds; the best round counts.
-Then, if the runner supports it, end-to-end ResNet-50 latency through
-InferenceSession(device="cuda") next to onnxruntime-gpu / torch when present.
+Then end-to-end ResNet-50 and MobileNetV2 latency (batch 1 and 32) through
+InferenceSession(device="cuda") next to torch eager (cuDNN), FP32 and TF32.
 
 Usage: python bench/bench_cuda.py [--batch 1 32] [--net resnet50 mobilenetv2]
-       [--rounds 5] [--min-time 0.05] [--no-e2e]
+       [--rounds 5] [--min-time 0.05] [--no-e2e] [--e2e-time 1.0]
 Needs a CUDA build of convcore and a GPU; torch with CUDA for the reference.
 """
 from __future__ import annotations
@@ -116,7 +116,7 @@ def bench_layers(args, torch):
     if torch is None:
         print("torch with CUDA not found: convcore numbers only")
     hdr = (f"{'net':<12}{'layer':<24}{'N':>3} {'GFLOP':>7} | {'cc fp32':>8} {'cudnn fp32':>10} "
-           f"{'ratio':>6} | {'cc tf32':>8} {'cudnn tf32':>10} {'ratio':>6} | algo")
+           f"{'ratio':>6} | {'cc tf32':>8} {'cudnn tf32':>10} {'ratio':>6} | kernel fp32 / tf32")
     print(hdr)
     print("-" * len(hdr))
     summary = []
@@ -158,7 +158,8 @@ def bench_layers(args, torch):
                 tf = {key: fl / v / 1e12 for key, v in best.items()}
                 r32 = tf["cc32"] / tf["cudnn32"] if "cudnn32" in tf else float("nan")
                 rtf = tf["cc_tf"] / tf["cudnn_tf"] if "cudnn_tf" in tf else float("nan")
-                algo = ccu.conv_algorithm(x.shape, w.shape, s, p, 1, g, tf32=False)
+                algo = " / ".join(ccu.conv_algorithm(x.shape, w.shape, s, p, 1, g, tf32=t)
+                                  .replace("igemm-", "") for t in (False, True))
                 print(f"{net:<12}{name:<24}{batch:>3} {fl / 1e9:7.2f} | {tf['cc32']:8.2f} "
                       f"{tf.get('cudnn32', float('nan')):10.2f} {r32:6.2f} | {tf['cc_tf']:8.2f} "
                       f"{tf.get('cudnn_tf', float('nan')):10.2f} {rtf:6.2f} | {algo}")
@@ -178,40 +179,58 @@ def bench_layers(args, torch):
 
 
 def bench_e2e(args, torch):
-    print("\nEnd-to-end ResNet-50 (batch 1, 224x224) through InferenceSession(device='cuda'):")
+    print("\nEnd-to-end through InferenceSession(device='cuda') (torchvision models, 224x224, "
+          "random weights; times include the input upload and the output download):")
     try:
-        import torchvision  # noqa: F401
+        import torchvision
     except ImportError:
-        print("  skipped: torchvision not installed (needed to export a ResNet-50 ONNX model)")
+        print("  skipped: torchvision not installed (needed to export the ONNX models)")
         return
     import io
-    model = torchvision.models.resnet50(weights=None).eval()
-    buf = io.BytesIO()
-    kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=17)
-    try:
-        torch.onnx.export(model, torch.zeros(1, 3, 224, 224), buf, dynamo=False, **kwargs)
-    except TypeError:  # torch before 2.5 has no `dynamo` argument
-        torch.onnx.export(model, torch.zeros(1, 3, 224, 224), buf, **kwargs)
-    onnx_bytes = buf.getvalue()
-    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
-    try:
-        sess = cc.InferenceSession(onnx_bytes, device="cuda")
-    except Exception as e:  # the runner may not support CUDA yet
-        print(f"  skipped: InferenceSession(device='cuda') failed: {type(e).__name__}: {e}")
-        return
-    ref = cc.InferenceSession(onnx_bytes).run(None, {"input": x})[0]
-    out = sess.run(None, {"input": x})[0]
-    err = float(np.abs(np.asarray(out) - ref).max() / max(1e-6, np.abs(ref).max()))
-    t = time_fn(lambda: sess.run(None, {"input": x}), lambda: None, 1.0)
-    print(f"  convcore cuda: {t * 1e3:8.2f} ms  (max rel. diff vs convcore CPU: {err:.2e})")
-    if torch is not None:
+    import warnings
+    for arch, batches in (("resnet50", (1, 32)), ("mobilenet_v2", (1, 32))):
+        model = getattr(torchvision.models, arch)(weights=None).eval()
+        buf = io.BytesIO()
+        kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=17,
+                      dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, torch.zeros(1, 3, 224, 224), buf, dynamo=False, **kwargs)
+        onnx_bytes = buf.getvalue()
+        try:
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter("always")
+                sess = cc.InferenceSession(onnx_bytes, device="cuda")
+            host = [str(x.message) for x in w if issubclass(x.category, RuntimeWarning)]
+        except Exception as e:
+            print(f"  {arch}: InferenceSession(device='cuda') failed: {type(e).__name__}: {e}")
+            continue
+        print(f"  {arch}: {host[0] if host else 'every node on the GPU'}")
+        cpu = cc.InferenceSession(onnx_bytes)
         m = model.cuda()
-        tx = torch.from_numpy(x).cuda()
-        for tf32 in (False, True):
-            torch.backends.cudnn.allow_tf32 = tf32
-            with torch.no_grad():
-                tt = time_fn(lambda: m(tx).cpu(), torch.cuda.synchronize, 1.0)
-            print(f"  torch eager (cudnn tf32={tf32}): {tt * 1e3:8.2f} ms (incl. copy back)")
+        for batch in batches:
+            x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32)
+            ref = cpu.run(None, {"input": x})[0]
+            row = []
+            for tf32 in (False, True):
+                ccu.set_allow_tf32(tf32)
+                out = sess.run(None, {"input": x})[0]
+                err = float(np.abs(out - ref).max() / max(1e-6, np.abs(ref).max()))
+                t = time_fn(lambda: sess.run(None, {"input": x}), lambda: None, args.e2e_time)
+                row.append(f"convcore {'tf32' if tf32 else 'fp32'} {t * 1e3:7.2f} ms "
+                           f"(max rel. diff vs CPU {err:.1e})")
+            ccu.set_allow_tf32(False)
+            tx = torch.from_numpy(x)
+            for tf32 in (False, True):
+                torch.backends.cudnn.allow_tf32 = tf32
+                torch.backends.cuda.matmul.allow_tf32 = tf32
+                with torch.no_grad():
+                    tt = time_fn(lambda: m(tx.cuda()).cpu(), torch.cuda.synchronize,
+                                 args.e2e_time)
+                row.append(f"torch eager cudnn {'tf32' if tf32 else 'fp32'} {tt * 1e3:7.2f} ms")
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cuda.matmul.allow_tf32 = False
+            print(f"    batch {batch:<3} " + " | ".join(row))
 
 
 def main():
@@ -221,6 +240,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.05)
     ap.add_argument("--no-e2e", action="store_true")
+    ap.add_argument("--e2e-time", type=float, default=1.0, help="seconds per end-to-end timing")
     args = ap.parse_args()
     if not ccu.is_available():
         print(f"no usable CUDA device: {ccu.unavailable_reason()}")
@@ -232,7 +252,7 @@ def main():
     except ImportError:
         torch = None
     bench_layers(args, torch)
-    if not args.no_e2e:
+    if not args.no_e2e and torch is not None:
         bench_e2e(args, torch)
     return 0
 

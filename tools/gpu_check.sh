@@ -5,16 +5,17 @@
 # package, run tests/test_cuda.py (and any extra pytest args), then the bench.
 # Logs go to $OUT (or ./gpu-out). Steps are time-boxed so the tail still prints.
 #
-# Usage: tools/gpu_check.sh [--no-bench] [--sanitize] [pytest args...]
+# Usage: tools/gpu_check.sh [--no-bench] [--sanitize] [--ncu] [pytest args...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUTDIR=${OUT:-gpu-out}
 mkdir -p "$OUTDIR"
-BENCH=1 SANITIZE=0
+BENCH=1 SANITIZE=0 NCU=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-bench) BENCH=0; shift ;;
     --sanitize) SANITIZE=1; shift ;;
+    --ncu) NCU=1; shift ;;
     *) break ;;
   esac
 done
@@ -40,24 +41,31 @@ cp "$BUILD"/_core*.so "$scratch/convcore/"
 export PYTHONPATH="$scratch"
 python3 -c "import convcore.cuda as c; print('is_available', c.is_available(), c.unavailable_reason() or c.device_info())"
 
-cp tests/test_cuda.py tests/reference.py "$scratch/" 2>/dev/null
 t0=$(date +%s)
-(cd "$scratch" && timeout 240 python3 -m pytest -q -p no:cacheprovider -rf --tb=short \
-   -o "markers=gpu: needs a CUDA device" test_cuda.py "$@") >"$OUTDIR/test_cuda.log" 2>&1
-echo "test_cuda rc=$? in $(( $(date +%s) - t0 )) s"
+timeout 300 python3 -m pytest -q -p no:cacheprovider -rf --tb=short \
+   tests/test_cuda.py tests/runtime/test_cuda_runner.py tests/test_cli.py "$@" >"$OUTDIR/test_cuda.log" 2>&1
+echo "GPU tests rc=$? in $(( $(date +%s) - t0 )) s"
 grep -E "^(FAILED|ERROR)" "$OUTDIR/test_cuda.log" | cut -c1-220 | head -n 40
 tail -n 3 "$OUTDIR/test_cuda.log"
 
 if [ "$SANITIZE" = 1 ] && command -v compute-sanitizer >/dev/null; then
-  (cd "$scratch" && timeout 90 compute-sanitizer --tool memcheck --print-limit 5 \
-     python3 -m pytest -q -x -p no:cacheprovider -o "markers=gpu: needs a CUDA device" \
-     test_cuda.py -k "conv2d_forward_matches_cpu or max_pool or relu" ) >"$OUTDIR/memcheck.log" 2>&1
+  timeout 120 compute-sanitizer --tool memcheck --print-limit 5 \
+     python3 -m pytest -q -x -p no:cacheprovider tests/test_cuda.py \
+     -k "every_kernel or conv2d_forward_matches_cpu or max_pool or relu" >"$OUTDIR/memcheck.log" 2>&1
   echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|Invalid|passed|failed" "$OUTDIR/memcheck.log" | head -n 10
+fi
+
+if [ "$NCU" = 1 ] && command -v ncu >/dev/null; then
+  timeout 120 ncu --clock-control none --kernel-name regex:igemm --launch-count 4 \
+     --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+     python3 tools/gpu_profile_layers.py >"$OUTDIR/ncu.txt" 2>&1
+  echo "ncu rc=$?"
+  grep -E "igemm_|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Stall|issue" "$OUTDIR/ncu.txt" | cut -c1-150 | head -n 60
 fi
 
 if [ "$BENCH" = 1 ]; then
   t0=$(date +%s)
-  timeout 150 python3 bench/bench_cuda.py --rounds 2 --min-time 0.01 >"$OUTDIR/bench_cuda.log" 2>&1
+  timeout 200 python3 bench/bench_cuda.py --rounds 2 --min-time 0.01 --e2e-time 0.4 >"$OUTDIR/bench_cuda.log" 2>&1
   echo "bench rc=$? in $(( $(date +%s) - t0 )) s"
-  grep -A 20 "Whole-net" "$OUTDIR/bench_cuda.log"
+  sed -n '/Whole-net/,$p' "$OUTDIR/bench_cuda.log" | grep -v Warning | cut -c1-200
 fi

@@ -72,7 +72,12 @@ void bind_ops(py::module_& m) {
                         bool tf32, int device) {
     auto p = conv_params("conv2d", xs, ws, stride, pad, dil, groups);
     cu::set_device(device);
-    return std::string(cu::conv_algo(p, tf32 ? cu::ConvPrecision::TF32 : cu::ConvPrecision::FP32));
+    return cu::conv_algo(p, tf32 ? cu::ConvPrecision::TF32 : cu::ConvPrecision::FP32);
+  });
+
+  // Test hook: run every GEMM-shaped forward conv with the named kernel.
+  m.def("_set_conv_kernel_override", [](const std::string& name) {
+    cu::set_conv_kernel_override(name);
   });
 
   m.def("conv2d_backward", [](py::object gyo, py::object xo, py::object wo, Shape stride,

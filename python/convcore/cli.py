@@ -96,13 +96,15 @@ def peak_rss_mb() -> float:
 def _session(args, model):
     import convcore
     if args.device == "cuda":
-        raise CliError("--device cuda: the ONNX runner executes on the CPU only in this build "
-                       f"(convcore.cpu_info() reports cuda={convcore.cpu_info().get('cuda')})")
+        import convcore.cuda
+        if not convcore.cuda.is_available():
+            raise CliError(f"--device cuda: no usable CUDA device "
+                           f"({convcore.cuda.unavailable_reason()})")
     if args.threads is not None:
         if args.threads <= 0:
             raise CliError(f"--threads must be positive, got {args.threads}")
         convcore.set_num_threads(args.threads)
-    return convcore.InferenceSession(model, threads=args.threads)
+    return convcore.InferenceSession(model, device=args.device, threads=args.threads)
 
 
 def _image_feeds(args, sess):

@@ -29,6 +29,7 @@
 #include "convcore/cuda/conv2d_loaders.cuh"
 #include "convcore/cuda/depthwise.cuh"
 #include "convcore/cuda/igemm.cuh"
+#include "convcore/cuda/igemm_tf32.cuh"
 #include "convcore/cuda/pool_ops.cuh"
 #include "convcore/pool.h"
 
@@ -120,6 +121,7 @@ void emulate_igemm(const L& ld, const S& st, int M, int N, int Kd, int G, int sp
   auto* as = reinterpret_cast<float(*)[BK][BM]>(As.data());
   auto* bs = reinterpret_cast<float(*)[BK][BN]>(Bs.data());
   const int gx = (N + BN - 1) / BN, gy = (M + BM - 1) / BM, gz = G * splits;
+  std::vector<int2> table(L::kTable ? Kd : 0);
   Barrier bar(NT);
   std::vector<std::thread> threads;
   for (int t = 0; t < NT; ++t)
@@ -128,7 +130,7 @@ void emulate_igemm(const L& ld, const S& st, int M, int N, int Kd, int G, int sp
         for (int by = 0; by < gy; ++by)
           for (int bx = 0; bx < gx; ++bx) {
             igemm_f32_block<BM, BN, BK, TM, TN>(ld, st, M, N, Kd, splits, t, bx, by, bz, as, bs,
-                                                HostSync{&bar});
+                                                table.data(), HostSync{&bar});
             bar.wait();
           }
     });
@@ -139,7 +141,7 @@ void emulate_igemm(const L& ld, const S& st, int M, int N, int Kd, int G, int sp
 // fragments (a warp's 32 threads compute the same values), lane 0 stores.
 // Loads/stores also check wmma's rules: 256-bit aligned pointers (relative
 // to the 128-byte aligned shared buffer) and ldm a multiple of 4 floats.
-// TF32 rounding is not emulated: this checks indexing, with FP32 tolerance.
+// TF32 truncation is not emulated: this checks indexing, with FP32 tolerance.
 struct HostTcOps {
   struct FragA { float v[16][8]; };
   struct FragB { float v[8][16]; };
@@ -152,6 +154,18 @@ struct HostTcOps {
   void check(const float* p, int ldm) const {
     if (((p - base) * sizeof(float)) % 32 != 0 || ldm % 4 != 0) ++*misaligned;
   }
+  // cp.async stand-ins: synchronous copies (zero-filled when !ok), so the
+  // pipeline's waits are not exercised here (the GPU tests do that).
+  void cp4(float* dst, const float* src, bool ok) const { *dst = ok ? *src : 0.f; }
+  void cp16(float* dst, const float* src, bool ok) const {
+    if (((dst - base) * sizeof(float)) % 16 != 0 ||
+        reinterpret_cast<std::uintptr_t>(src) % 16 != 0)
+      ++*misaligned;
+    for (int i = 0; i < 4; ++i) dst[i] = ok ? src[i] : 0.f;
+  }
+  void commit() const {}
+  template <int N>
+  void wait() const {}
   void zero(FragC& c) const { std::memset(c.v, 0, sizeof c.v); }
   void load_a(FragA& f, const float* p, int ldm) const {
     check(p, ldm);
@@ -183,11 +197,13 @@ struct HostTcOps {
 
 std::atomic<int> g_misaligned{0};
 
-template <class L, class S>
-void emulate_tf32(const L& ld, const S& st, int M, int N, int Kd, int G) {
+template <int BM, class L, class S>
+void emulate_tf32(const L& ld, const S& st, int M, int N, int Kd, int G, int splits) {
   constexpr int NT = kTcThreads;
-  float* smem = static_cast<float*>(std::aligned_alloc(128, kTcSmemFloats * sizeof(float)));
-  const int gx = (N + kTcBN - 1) / kTcBN, gy = (M + kTcBM - 1) / kTcBM;
+  constexpr size_t bytes = (tc_smem_floats<BM>() * sizeof(float) + 127) / 128 * 128;
+  float* smem = static_cast<float*>(std::aligned_alloc(128, bytes));
+  const int gx = (N + kTcBN - 1) / kTcBN, gy = (M + BM - 1) / BM;
+  std::vector<int2> table(L::kTable ? Kd : 0);
   Barrier bar(NT);
   std::vector<std::unique_ptr<Barrier>> warps;
   for (int w = 0; w < NT / 32; ++w) warps.emplace_back(new Barrier(32));
@@ -195,10 +211,11 @@ void emulate_tf32(const L& ld, const S& st, int M, int N, int Kd, int G) {
   for (int t = 0; t < NT; ++t)
     threads.emplace_back([&, t] {
       HostTcOps ops{t % 32, &bar, warps[t / 32].get(), smem, &g_misaligned};
-      for (int bz = 0; bz < G; ++bz)
+      for (int bz = 0; bz < G * splits; ++bz)
         for (int by = 0; by < gy; ++by)
           for (int bx = 0; bx < gx; ++bx) {
-            igemm_tf32_block(ld, st, M, N, Kd, t, bx, by, bz, smem, ops);
+            igemm_tf32_block<BM>(ld, st, M, N, Kd, splits, t, bx, by, bz, smem, table.data(),
+                                 ops);
             bar.wait();
           }
     });
@@ -236,35 +253,61 @@ void check_gemm_conv(const ConvCase& c, const char* tile) {
   auto x = randn(p.x_size(), 1), w = randn(p.w_size(), 2), b = randn(p.K, 3);
   auto res = randn(p.y_size(), 4), gy = randn(p.y_size(), 5);
 
-  // forward with bias + residual + clip
+  // forward with bias + residual + clip, with the general loader and (where
+  // it applies) the 1x1 one
   Epilogue ep;
   ep.bias = b.data();
   ep.lo = -1.5f;
   ep.hi = 2.f;
-  std::vector<float> ref(p.y_size()), got(p.y_size(), NAN);
+  std::vector<float> ref(p.y_size());
   conv2d_forward(p, x.data(), w.data(), ref.data(), ep, res.data());
-  emulate_igemm<BM, BN, BK, TM, TN>(FwdLoader{d, x.data(), w.data()},
-                                    FwdStore{d, got.data(), b.data(), res.data(), ep.lo, ep.hi},
-                                    int(p.Kg()), int(p.N * p.OH * p.OW),
-                                    int(p.Cg() * p.kh * p.kw), int(p.groups), 1);
-  check_close("conv fwd " + nm, got, ref);
-  if (std::string(tile) == "64x64") {  // split-K forward: partial sums, then the epilogue
-    std::vector<float> sk(p.y_size(), 0.f);
-    emulate_igemm<BM, BN, BK, TM, TN>(FwdLoader{d, x.data(), w.data()},
-                                      FwdPartialStore{d, sk.data()}, int(p.Kg()),
-                                      int(p.N * p.OH * p.OW), int(p.Cg() * p.kh * p.kw),
-                                      int(p.groups), 3);
-    for (i64 i = 0; i < p.y_size(); ++i)
-      fwd_epilogue_at(d, sk.data(), b.data(), res.data(), ep.lo, ep.hi, i);
-    check_close("conv fwd split-K3 " + nm, sk, ref);
-  }
-  if (std::string(tile) == "128x128") {  // once per case: the TF32 kernel's tiling
-    std::vector<float> tc(p.y_size(), NAN);
-    emulate_tf32(FwdLoader{d, x.data(), w.data()},
-                 FwdStore{d, tc.data(), b.data(), res.data(), ep.lo, ep.hi}, int(p.Kg()),
-                 int(p.N * p.OH * p.OW), int(p.Cg() * p.kh * p.kw), int(p.groups));
-    check_close("conv fwd tf32-tiling " + nm, tc, ref);
-  }
+  const int M = int(p.Kg()), N = int(p.N * p.OH * p.OW), Kd = int(p.Cg() * p.kh * p.kw);
+  const int G = int(p.groups);
+  const FwdStore store{d, nullptr, b.data(), res.data(), ep.lo, ep.hi};
+  // Split-K the way conv2d.cu runs it: splits that all get k-tiles (as
+  // nonempty_splits), each writing its workspace slice (poisoned first, so an
+  // unwritten element shows), then the in-order reduce + epilogue.
+  auto split_forward = [&](int splits, const auto& run, int bk = BK) {
+    splits = int(nonempty_splits((Kd + bk - 1) / bk, splits));
+    const i64 slice = p.y_size();
+    std::vector<float> ws(slice * splits, NAN), y(slice, NAN);
+    run(ws.data(), slice, splits);
+    for (i64 i = 0; i < slice; ++i)
+      fwd_epilogue_at(d, y.data(), ws.data(), splits, slice, b.data(), res.data(), ep.lo, ep.hi, i);
+    return y;
+  };
+  auto forward = [&](const auto& ld, const std::string& tag) {
+    std::vector<float> got(p.y_size(), NAN);
+    FwdStore st = store;
+    st.y = got.data();
+    emulate_igemm<BM, BN, BK, TM, TN>(ld, st, M, N, Kd, G, 1);
+    check_close("conv fwd " + tag + nm, got, ref);
+    if (std::string(tile) == "64x64") {  // split-K forward: partial sums, then the epilogue
+      check_close("conv fwd split-K3 " + tag + nm, split_forward(3, [&](float* ws, i64 slice, int s) {
+        emulate_igemm<BM, BN, BK, TM, TN>(ld, FwdPartialStore{d, ws, slice}, M, N, Kd, G, s);
+      }), ref);
+    }
+    if (std::string(tile) == "128x128") {  // once per case: the TF32 kernels' tiling
+      std::vector<float> tc(p.y_size(), NAN);
+      st.y = tc.data();
+      emulate_tf32<128>(ld, st, M, N, Kd, G, 1);
+      check_close("conv fwd tf32-128 tiling " + tag + nm, tc, ref);
+      std::fill(tc.begin(), tc.end(), NAN);
+      emulate_tf32<64>(ld, st, M, N, Kd, G, 1);
+      check_close("conv fwd tf32-64 tiling " + tag + nm, tc, ref);
+      for (int splits : {2, 3}) {
+        auto sk = split_forward(splits, [&](float* ws, i64 slice, int s) {
+          if (splits == 2) emulate_tf32<128>(ld, FwdPartialStore{d, ws, slice}, M, N, Kd, G, s);
+          else emulate_tf32<64>(ld, FwdPartialStore{d, ws, slice}, M, N, Kd, G, s);
+        }, kTcBK);
+        check_close("conv fwd tf32-" + std::string(splits == 2 ? "128" : "64") + " split-K" +
+                        std::to_string(splits) + " " + tag + nm, sk, ref);
+      }
+    }
+  };
+  forward(FwdLoader{d, x.data(), w.data()}, "");
+  if (fwd_table_fits(d)) forward(FwdTableLoader{d, x.data(), w.data()}, "table-loader ");
+  if (is_1x1_unpadded(d)) forward(Fwd1x1Loader{d, x.data(), w.data()}, "1x1-loader ");
 
   // backward data
   std::vector<float> gx_ref(p.x_size()), gx(p.x_size(), NAN);
@@ -278,12 +321,19 @@ void check_gemm_conv(const ConvCase& c, const char* tile) {
   // backward weight, without and with split-K
   std::vector<float> gw_ref(p.w_size()), gb_ref(p.K);
   conv2d_backward_weight(p, gy.data(), x.data(), gw_ref.data(), gb_ref.data());
-  for (int splits : {1, 3}) {
-    std::vector<float> gw(p.w_size(), 0.f);
+  for (int splits0 : {1, 3}) {
+    const int KdW = int(p.N * p.OH * p.OW);
+    const int splits = int(nonempty_splits((KdW + BK - 1) / BK, splits0));
+    const i64 slice = p.w_size();
+    std::vector<float> ws(slice * splits, NAN), gw(slice);
     emulate_igemm<BM, BN, BK, TM, TN>(BwdWeightLoader{d, gy.data(), x.data()},
-                                      BwdWeightStore{d, gw.data()}, int(p.Kg()),
+                                      BwdWeightStore{d, ws.data(), slice}, int(p.Kg()),
                                       int(p.Cg() * p.kh * p.kw), int(p.N * p.OH * p.OW),
                                       int(p.groups), splits);
+    for (i64 i = 0; i < slice; ++i) {
+      gw[i] = ws[i];
+      for (int s2 = 1; s2 < splits; ++s2) gw[i] += ws[i + s2 * slice];
+    }
     check_close("conv bwd-weight split" + std::to_string(splits) + " " + nm, gw, gw_ref, 2e-4f);
   }
 }
@@ -434,10 +484,16 @@ int main() {
       {2, 6, 8, 8, 4, 2, 4, 3, 2, 0, 3, 1, 0, 2, 1, 2},       // odd everything
       {1, 3, 15, 13, 9, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1},     // stem-like 7x7
       {3, 20, 12, 12, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},   // N*OH*OW over 64, K*khw > BK
+      {2, 37, 9, 11, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},    // 1x1 loader, odd C and plane
+      {2, 24, 9, 9, 20, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 2},     // 1x1 stride 2, groups
+      {1, 8, 7, 7, 6, 1, 1, 2, 2, 0, 0, 1, 1, 1, 1, 1},       // 1x1, bottom/right pad reads zeros
+      {1, 40, 5, 5, 300, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},    // M over two 128 tiles, N < 32
   };
   for (const auto& c : gemm_cases) {
     check_gemm_conv<64, 64, 8, 4, 4>(c, "64x64");
     check_gemm_conv<128, 128, 8, 8, 8>(c, "128x128");
+    check_gemm_conv<64, 128, 8, 8, 4>(c, "64x128");
+    check_gemm_conv<32, 256, 8, 4, 8>(c, "32x256");
   }
   const std::vector<ConvCase> dw_cases = {
       {2, 8, 9, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8},

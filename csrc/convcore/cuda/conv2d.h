@@ -4,6 +4,8 @@
 // `p` must be finalize()d. Shapes whose GEMM dimensions exceed 2^31-1 are
 // refused with std::invalid_argument (the kernels index planes in 32 bits).
 #pragma once
+#include <string>
+
 #include "convcore/epilogue.h"
 #include "convcore/params.h"
 
@@ -12,9 +14,17 @@ namespace cuda {
 
 enum class ConvPrecision { FP32, TF32 };
 
-// Which kernel conv2d_forward runs ("depthwise-direct", "igemm-f32-128x128",
-// "igemm-f32-64x64", "igemm-tf32-wmma-128x128").
-const char* conv_algo(const Conv2dParams& p, ConvPrecision prec);
+// Which kernel conv2d_forward runs: "depthwise-direct", or an implicit-GEMM
+// tile ("igemm-f32-128x128", "-64x128", "-32x256", "-64x64",
+// "igemm-tf32-wmma-128x128", "-64x128"), with "-splitk" when the reduction
+// is split across blocks.
+std::string conv_algo(const Conv2dParams& p, ConvPrecision prec);
+
+// Test hook: make conv2d_forward run the named kernel (a conv_algo name) on
+// every GEMM-shaped conv; "" restores the automatic choice. A name that does
+// not apply (TF32 below sm_80, split-K on a tile without it) is refused
+// with std::invalid_argument when a conv runs.
+void set_conv_kernel_override(const std::string& name);
 
 // y = clamp(conv(x, w) + bias [+ residual], ep.lo, ep.hi); ep.bias and
 // residual are device pointers or null. TF32 (tensor cores, 10-bit mantissa

@@ -21,6 +21,7 @@ class Node:
     attrs: dict = field(default_factory=dict)   # name -> onnx.AttributeProto
     domain: str = ""
     op: object = None                           # the bound op implementation
+    on_device: bool = False                     # op runs on the GPU (runtime/cuda_ops.py)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Graph:
     outputs: list           # ValueSpec of the graph outputs
     constants: dict         # name -> np.ndarray (initializers and folded values)
     opset: int
+    device: str = "cpu"     # "cuda": host nodes get their device inputs downloaded
 
 
 def toposort(nodes: list, available: set) -> list:

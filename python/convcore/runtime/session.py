@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _core
+from . import cuda_ops
 from .executor import run_nodes
 from .loader import build_graph, load_model
 from .memory import plan_memory
@@ -46,16 +47,22 @@ class InferenceSession:
 
     ``threads``: kernel threads for this session's runs (default: convcore's
     global setting). ``optimize``: 0 (none), 1 (constant folding) or 2 (all
-    fusions, the default).
+    fusions, the default). ``device="cuda"`` (a CUDA build and a GPU): convs,
+    pools, ReLU and Adds run on the GPU with weights uploaded once, other
+    nodes on the CPU (a warning lists them); outputs are numpy arrays either
+    way. TF32 follows ``convcore.cuda.set_allow_tf32`` (FP32 by default).
     """
 
     MAX_PLANS = 16
 
     def __init__(self, model, device: str = "cpu", threads: int | None = None,
                  optimize_level: int = 2, providers=None, **_ignored):
-        if device not in ("cpu", None):
-            raise ValueError(f"InferenceSession: device '{device}' is not supported by the ONNX "
-                             f"runner (only 'cpu')")
+        device = "cpu" if device is None else device
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"InferenceSession: device must be 'cpu' or 'cuda', got {device!r}")
+        if device == "cuda":
+            cuda_ops.require_device("InferenceSession")
+        self.device = device
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                     or threads <= 0):
             raise ValueError(f"InferenceSession: threads must be a positive int, got {threads!r}")
@@ -63,20 +70,28 @@ class InferenceSession:
         proto, base_dir = load_model(model)
         graph = build_graph(proto, base_dir, release_data=proto is not model)
         del proto
-        self.graph = optimize(graph, base_dir, optimize_level)
-        # Pack weights; a float weight no node reads any more is dropped at once,
-        # so load-time memory peaks at one layer's extra copy, not the model's.
+        self.graph = optimize(graph, base_dir, optimize_level, concat_in_place=device == "cpu")
+        self.graph.device = device
+        # Pack weights (or upload them, for nodes placed on the GPU); a float
+        # weight no node reads any more is dropped at once, so load-time memory
+        # peaks at one layer's extra copy, not the model's.
         uses = Counter(i for n in self.graph.nodes for i in n.inputs if i)
         uses.update(o.name for o in self.graph.outputs)
+        host_ops = Counter()
         for n in self.graph.nodes:
-            if hasattr(n.op, "prepare"):
-                before = list(n.inputs)
+            before = list(n.inputs)
+            if device == "cuda":
+                host_ops.update(cuda_ops.place_on_device([n], self.graph.constants))
+            if not n.on_device and hasattr(n.op, "prepare"):
                 n.op.prepare(self.graph.constants)
+            if n.inputs != before:
                 for name in before:
                     if name and name not in n.inputs:
                         uses[name] -= 1
                         if uses[name] <= 0:
                             self.graph.constants.pop(name, None)
+        if device == "cuda":
+            cuda_ops.warn_host_ops(host_ops)
         self.free_after = plan_memory(self.graph)
         if _malloc_trim is not None:
             _malloc_trim(0)   # the parsed model and unpacked weights are gone: return the pages
@@ -101,6 +116,8 @@ class InferenceSession:
         return list(self._outputs)
 
     def get_providers(self):
+        if self.device == "cuda":
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
 
     # ---- running --------------------------------------------------------------
@@ -165,7 +182,7 @@ class InferenceSession:
                 _core.hold_workers(False)
         out = []
         for n in names:
-            v = np.asarray(env[n])
+            v = np.asarray(cuda_ops.to_host(env[n]))
             if not (v.flags.writeable and v.flags.owndata):
                 v = np.array(v, copy=True)   # detach views of constants/inputs
             out.append(v)

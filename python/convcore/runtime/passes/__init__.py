@@ -12,8 +12,9 @@ __all__ = ["bind_ops", "eliminate_dead", "mark_concat_in_place", "fold_batchnorm
            "fuse_residual", "optimize"]
 
 
-def optimize(graph, base_dir=None, level: int = 2):
-    """level 0: bind only; 1: + constant folding and dead nodes; 2: + fusions."""
+def optimize(graph, base_dir=None, level: int = 2, concat_in_place: bool = True):
+    """level 0: bind only; 1: + constant folding and dead nodes; 2: + fusions.
+    concat_in_place=False keeps Concat a node of its own (GPU sessions)."""
     bind_ops(graph, base_dir)
     if level >= 1:
         fold_constants(graph)
@@ -23,5 +24,6 @@ def optimize(graph, base_dir=None, level: int = 2):
         fuse_residual(graph)
         fuse_activations(graph)
         eliminate_dead(graph)
-        mark_concat_in_place(graph)
+        if concat_in_place:
+            mark_concat_in_place(graph)
     return graph
