@@ -4,9 +4,9 @@ Reverse-mode autograd in the micrograd style: every op computes its forward
 result with numpy (or a compiled kernel) and hands ``_make`` a closure that
 maps the output's gradient to its inputs' gradients. ``backward()`` walks the
 graph in reverse creation order: every Tensor gets a sequence number when it
-is made, and an op's output is always newer than its inputs. Heavy ops (conv, pooling, relu) live in
-``convcore.nn.functional`` and call the compiled kernels; this file holds the
-arithmetic a training loop needs.
+is made, and an op's output is always newer than its inputs. Heavy ops (conv,
+pooling, relu, linear) live in ``convcore.nn.functional`` and call the
+compiled kernels; this file holds the arithmetic a training loop needs.
 
 Every op also reports itself to ``_record`` so that ``export_onnx`` can trace a
 forward pass; when no trace is running that costs one global lookup.
