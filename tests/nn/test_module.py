@@ -119,6 +119,19 @@ def test_fused_conv_relu_in_sequential_matches_separate():
     np.testing.assert_allclose(gw, conv.weight.grad, rtol=1e-6)
 
 
+def test_sequential_fusion_plan_follows_changes():
+    """The fused-ReLU plan is cached; changing the modules must change what runs."""
+    lin = nn.Linear(3, 3)
+    seq = nn.Sequential(lin)
+    x = rng.standard_normal((4, 3)).astype(np.float32) * 5
+    np.testing.assert_allclose(seq(x).numpy(), lin(x).numpy())
+    assert (seq(x).numpy() < 0).any()
+    seq.append(nn.ReLU())  # now fused: Linear + ReLU
+    np.testing.assert_allclose(seq(x).numpy(), np.maximum(lin(x).numpy(), 0))
+    seq.add_module("1", nn.Identity())  # replaced: no ReLU any more
+    np.testing.assert_allclose(seq(x).numpy(), lin(x).numpy())
+
+
 def test_dropout_train_and_eval():
     nn.manual_seed(0)
     d = nn.Dropout(0.25)

@@ -1,9 +1,10 @@
 """Differentiable ops on ``Tensor``: the functional forms behind the modules.
 
 conv2d, pooling and relu run forward and backward in the compiled kernels
-(``convcore._core``), and so do float32 batch norm and a float32 linear layer
-(as a 1x1 convolution, i.e. one GEMM); dropout, the losses and the float64
-paths (gradient checks) are a few lines of numpy.
+(``convcore._core``), and so do float32 batch norm, a float32 linear layer
+(convcore's SGEMM with a bias/ReLU epilogue) and the float32 cross-entropy
+loss (loss and gradient in one pass); dropout, the other losses and the
+float64 paths (gradient checks) are a few lines of numpy.
 Arguments are checked once, in the forward call, by the same helpers the plain
 functional API uses, so backward can call ``_core`` directly.
 """
@@ -16,6 +17,7 @@ import numpy as np
 from .. import _core
 from .._checks import as_f32, conv_geometry, pair, pool_geometry
 from . import init as _init
+from . import tensor as _T
 from .tensor import Tensor, _record
 
 __all__ = [
@@ -105,10 +107,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
 
     parents = (x, weight) if bias is None else (x, weight, bias)
     out = Tensor._make(y, parents, backward, "conv2d")
-    _record("conv2d", parents, out, stride=stride, pads=pad, dilation=dilation, groups=groups,
-            kernel=wd.shape[2:])
-    if activation == "relu":
-        _record("relu", (out,), out)  # the trace sees Conv then Relu
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("conv2d", parents, out, stride=stride, pads=pad, dilation=dilation, groups=groups,
+                kernel=wd.shape[2:])
+        if activation == "relu":
+            _record("relu", (out,), out)  # the trace sees Conv then Relu
     return out
 
 
@@ -121,8 +124,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     y = _core.max_pool2d_forward(xd, *args, False)
     out = Tensor._make(y, (x,), lambda g: (_core.max_pool2d_backward(_f32(g), xd, *args),),
                        "max_pool2d")
-    _record("max_pool2d", (x,), out, kernel=k, stride=s, pads=p, dilation=d,
-            ceil_mode=bool(ceil_mode))
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("max_pool2d", (x,), out, kernel=k, stride=s, pads=p, dilation=d,
+                ceil_mode=bool(ceil_mode))
     return out
 
 
@@ -135,8 +139,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     y = _core.avg_pool2d_forward(xd, *args)
     out = Tensor._make(y, (x,), lambda g: (_core.avg_pool2d_backward(_f32(g), xd, *args),),
                        "avg_pool2d")
-    _record("avg_pool2d", (x,), out, kernel=k, stride=s, pads=p, ceil_mode=bool(ceil_mode),
-            count_include_pad=bool(count_include_pad))
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("avg_pool2d", (x,), out, kernel=k, stride=s, pads=p, ceil_mode=bool(ceil_mode),
+                count_include_pad=bool(count_include_pad))
     return out
 
 
@@ -149,7 +154,8 @@ def global_avg_pool2d(x):
     y = _core.global_avg_pool2d(xd)
     out = Tensor._make(y, (x,), lambda g: (_core.global_pool2d_backward(_f32(g), xd, False),),
                        "global_avg_pool2d")
-    _record("global_avg_pool2d", (x,), out)
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("global_avg_pool2d", (x,), out)
     return out
 
 
@@ -171,11 +177,12 @@ def relu(x):
         y = _core.relu(np.ascontiguousarray(x.data), None)
         # y > 0 exactly where x > 0, so the output is all backward needs.
         out = Tensor._make(y, (x,), lambda g: (_core.relu_backward(_f32(g), y),), "relu")
-    _record("relu", (x,), out)
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("relu", (x,), out)
     return out
 
 
-# -- dense layers (numpy) -------------------------------------------------------------------
+# -- dense layers --------------------------------------------------------------------------
 def linear(x, weight, bias=None, *, activation=None):
     """``x @ weight.T + bias`` over the last axis (weight: (out, in), as in PyTorch);
     ``activation="relu"`` fuses a ReLU (Linear + ReLU in a ``Sequential``)."""
@@ -194,38 +201,47 @@ def linear(x, weight, bias=None, *, activation=None):
         y, backward = _linear_numpy(x, weight, bias, relu)
     parents = (x, weight) if bias is None else (x, weight, bias)
     out = Tensor._make(y, parents, backward, "linear")
-    _record("linear", parents, out)
-    if relu:
-        _record("relu", (out,), out)  # the trace sees Gemm then Relu
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("linear", parents, out)
+        if relu:
+            _record("relu", (out,), out)  # the trace sees Gemm then Relu
     return out
 
 
 def _linear_kernel(x, weight, bias, relu):
-    """float32: run the product as a 1x1 convolution whose "image" is the batch.
+    """float32: convcore's own threaded SGEMM (``_core.gemm``), bias and ReLU in its epilogue.
 
-    (out, in) @ (in, rows) is one GEMM in convcore's own threaded kernel, so
-    training never mixes OpenBLAS's thread pool with the OpenMP one (on a
-    2-core machine the two pools fight and a small matmul can take 100x longer).
+    The product runs transposed, y.T = W @ x.T (out, rows), so that the bias
+    is one value per GEMM row; y is the transposed view, and the next Linear
+    reads that view's contiguous transpose without a copy. Backward is one
+    call (``_core.linear_backward``: ReLU mask, the two GEMMs, the bias sums)
+    on whichever of g and g.T is contiguous, with the GEMM's transpose flags
+    instead of copies; grad_input comes back in the layout x came in.
+    (convcore's kernel rather than numpy's BLAS: on a 2-core machine
+    OpenBLAS's spinning threads took the second core from the kernel workers.)
     """
     xd, wd = x.data, weight.data
     lead, fin, fout = xd.shape[:-1], wd.shape[1], wd.shape[0]
-    # Columns = rows of x: (1, in, rows, 1). x.T of a transposed output is contiguous for free.
-    xt = np.ascontiguousarray(xd.reshape(-1, fin).T).reshape(1, fin, -1, 1)
-    w4 = wd.reshape(fout, fin, 1, 1)
+    x2 = xd.reshape(-1, fin)
+    xs = x2.T  # (in, rows): contiguous when x is the previous Linear's output
+    x_t = xs.flags.c_contiguous
+    if not x_t:
+        xs = x2 if x2.flags.c_contiguous else np.ascontiguousarray(x2)
     bd = None if bias is None else bias.data
-    args = ([1, 1], [0, 0, 0, 0], [1, 1], 1)
-    yt = _core.conv2d_forward(xt, w4, bd, *args, 0.0 if relu else -np.inf, np.inf, None, "auto")
-    y = yt.reshape(fout, -1).T.reshape(lead + (fout,))
+    yt = _core.gemm(wd, xs, False, not x_t, bd, relu)
+    y = yt.T.reshape(lead + (fout,))
 
     def backward(g):
-        gt = np.ascontiguousarray(g.reshape(-1, fout).T, dtype=np.float32).reshape(1, fout, -1, 1)
-        if relu:
-            gt = _core.relu_backward(gt, yt)
-        gx, gw, gb = _core.conv2d_backward(gt, xt, w4, *args, x.requires_grad,
-                                           weight.requires_grad,
+        g2 = g.reshape(-1, fout)
+        gs = g2.T  # (out, rows)
+        g_t = gs.flags.c_contiguous and gs.dtype == np.float32
+        if not g_t:
+            gs = np.ascontiguousarray(g2, dtype=np.float32)
+        gx, gw, gb = _core.linear_backward(gs, g_t, xs, x_t, wd, yt if relu else None,
+                                           x.requires_grad, weight.requires_grad,
                                            bias is not None and bias.requires_grad)
-        gx = None if gx is None else gx.reshape(fin, -1).T.reshape(lead + (fin,))
-        gw = None if gw is None else gw.reshape(fout, fin)
+        if gx is not None:
+            gx = (gx.T if x_t else gx).reshape(lead + (fin,))
         return (gx, gw) if bias is None else (gx, gw, gb)
     return y, backward
 
@@ -261,7 +277,8 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1):
     shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
     src = x.shape
     out = Tensor._make(x.data.reshape(shape), (x,), lambda g: (g.reshape(src),), "flatten")
-    _record("flatten", (x,), out, start_dim=s, end_dim=e)
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("flatten", (x,), out, start_dim=s, end_dim=e)
     return out
 
 
@@ -306,13 +323,14 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                                         momentum, eps, relu)
     parents = (x,) + tuple(p for p in (weight, bias) if p is not None)
     out = Tensor._make(y, parents, backward, "batch_norm")
-    if not training:
-        _record("batch_norm", parents, out, mean=running_mean, var=running_var, eps=float(eps),
-                has_weight=weight is not None, has_bias=bias is not None)
-    else:
-        _record("batch_norm_train", parents, out)
-    if relu:
-        _record("relu", (out,), out)  # the trace sees BatchNormalization then Relu
+    if _T._tracer is not None:  # tracing for export_onnx
+        if not training:
+            _record("batch_norm", parents, out, mean=running_mean, var=running_var,
+                    eps=float(eps), has_weight=weight is not None, has_bias=bias is not None)
+        else:
+            _record("batch_norm_train", parents, out)
+        if relu:
+            _record("relu", (out,), out)  # the trace sees BatchNormalization then Relu
     return out
 
 
@@ -443,7 +461,8 @@ def log_softmax(x, dim: int = -1, *, axis=None):
     def backward(g):
         return (g - np.exp(lp) * g.sum(axis=axis, keepdims=True),)
     out = Tensor._make(lp, (x,), backward, "log_softmax")
-    _record("log_softmax", (x,), out, axis=axis)
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("log_softmax", (x,), out, axis=axis)
     return out
 
 
@@ -455,7 +474,8 @@ def softmax(x, dim: int = -1, *, axis=None):
     def backward(g):
         return (y * (g - (g * y).sum(axis=axis, keepdims=True)),)
     out = Tensor._make(y, (x,), backward, "softmax")
-    _record("softmax", (x,), out, axis=axis)
+    if _T._tracer is not None:  # tracing for export_onnx
+        _record("softmax", (x,), out, axis=axis)
     return out
 
 
@@ -486,6 +506,8 @@ def cross_entropy(input, target, *, reduction: str = "mean", label_smoothing: fl
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
     n, c = x.shape
+    if x.data.dtype == np.float32:
+        return _cross_entropy_kernel(x, target, reduction, float(label_smoothing))
     t = _labels(target, n, c)
     lp = _log_softmax_array(x.data, 1)
     rows = np.arange(n)
@@ -509,6 +531,21 @@ def cross_entropy(input, target, *, reduction: str = "mean", label_smoothing: fl
         else:
             d *= g[:, None]
         return (d.astype(x.data.dtype, copy=False),)
+    return Tensor._make(loss, (x,), backward, "cross_entropy")
+
+
+def _cross_entropy_kernel(x, target, reduction, label_smoothing):
+    """float32: loss and gradient in one compiled pass (``_core.cross_entropy``);
+    backward only scales the stored gradient. The kernel checks the label range."""
+    t = target.data if isinstance(target, Tensor) else target
+    if not (type(t) is np.ndarray and t.dtype == np.int64 and t.shape == (x.shape[0],)):
+        t = _labels(target, x.shape[0], x.shape[1])
+    loss, d = _core.cross_entropy(x.data, t, label_smoothing, reduction)
+
+    def backward(g):
+        if reduction == "none":
+            return (d * g[:, None],)
+        return (d if g.item() == 1.0 else d * g,)  # loss.backward(): g is 1
     return Tensor._make(loss, (x,), backward, "cross_entropy")
 
 

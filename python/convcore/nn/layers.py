@@ -19,6 +19,9 @@ __all__ = ["Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "G
 def _input(module: Module, x, ndim: int, channels: int | None = None) -> Tensor:
     """The module's input as a Tensor, with a ValueError naming the module if it does not fit."""
     x = x if isinstance(x, Tensor) else Tensor(x)
+    d = x.data
+    if d.ndim == ndim and (channels is None or d.shape[1] == channels):
+        return x
     if x.ndim != ndim:
         what = "(N, C, H, W)" if ndim == 4 else f"{ndim}-D"
         raise ValueError(f"{module!r}: expected a {ndim}-D input {what}, got {x.ndim}-D with "
@@ -75,7 +78,8 @@ class Conv2d(Module):
 
     def forward(self, x, *, activation=None):
         x = _input(self, x, 4, self.in_channels)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+        p = self._parameters  # one dict read instead of two Module.__getattr__ calls
+        return F.conv2d(x, p["weight"], p.get("bias"), self.stride, self.padding, self.dilation,
                         self.groups, activation=activation)
 
     def extra_repr(self):
@@ -111,7 +115,8 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input with {self.in_features} features in its "
                              f"last dimension, got shape {x.shape}")
-        return F.linear(x, self.weight, self.bias, activation=activation)
+        p = self._parameters
+        return F.linear(x, p["weight"], p.get("bias"), activation=activation)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, " \
@@ -244,13 +249,15 @@ class BatchNorm2d(Module):
         x = _input(self, x, 4, self.num_features)
         use_batch = self.training or not self.track_running_stats
         momentum = self.momentum
+        b, p = self._buffers, self._parameters  # dict reads, not Module.__getattr__ calls
         if self.training and self.track_running_stats:
-            self.num_batches_tracked = self.num_batches_tracked + 1
+            b["num_batches_tracked"] = n = np.asarray(b["num_batches_tracked"] + 1)
             if momentum is None:  # cumulative moving average, as in PyTorch
-                momentum = 1.0 / float(self.num_batches_tracked)
-        return F.batch_norm(x, self.running_mean if self.track_running_stats else None,
-                            self.running_var if self.track_running_stats else None,
-                            self.weight, self.bias, use_batch, momentum or 0.0, self.eps,
+                momentum = 1.0 / float(n)
+        track = self.track_running_stats
+        return F.batch_norm(x, b["running_mean"] if track else None,
+                            b["running_var"] if track else None,
+                            p.get("weight"), p.get("bias"), use_batch, momentum or 0.0, self.eps,
                             activation=activation)
 
     def extra_repr(self):
@@ -308,18 +315,24 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        mods = list(self._modules.values())
-        i = 0
+        for m, fused in self._plan():
+            x = m(x, activation="relu") if fused else m(x)
+        return x
+
+    def _plan(self):
+        """[(module, fuse the ReLU after it)], worked out again only when the modules change."""
+        mods = tuple(self._modules.values())
+        plan = self.__dict__.get("_fusion_plan")
+        if plan is not None and plan[0] == mods:
+            return plan[1]
+        steps, i = [], 0
         while i < len(mods):
             m = mods[i]
-            nxt = mods[i + 1] if i + 1 < len(mods) else None
-            if type(nxt) is ReLU and type(m) in _FUSES_RELU:
-                x = m(x, activation="relu")
-                i += 2
-            else:
-                x = m(x)
-                i += 1
-        return x
+            fused = i + 1 < len(mods) and type(mods[i + 1]) is ReLU and type(m) in _FUSES_RELU
+            steps.append((m, fused))
+            i += 2 if fused else 1
+        object.__setattr__(self, "_fusion_plan", (mods, steps))
+        return steps
 
 
 _FUSES_RELU = (Conv2d, BatchNorm2d, Linear)

@@ -3,23 +3,29 @@
 Reverse-mode autograd in the micrograd style: every op computes its forward
 result with numpy (or a compiled kernel) and hands ``_make`` a closure that
 maps the output's gradient to its inputs' gradients. ``backward()`` walks the
-graph in reverse topological order. Heavy ops (conv, pooling, relu) live in
-``convcore.nn.functional`` and call the compiled kernels; this file holds the
-arithmetic a training loop needs.
+graph in reverse creation order: every Tensor gets a sequence number when it
+is made, and an op's output is always newer than its inputs. Heavy ops (conv,
+pooling, relu, linear) live in ``convcore.nn.functional`` and call the
+compiled kernels; this file holds the arithmetic a training loop needs.
 
 Every op also reports itself to ``_record`` so that ``export_onnx`` can trace a
 forward pass; when no trace is running that costs one global lookup.
 """
 from __future__ import annotations
 
+import itertools
 import numbers
+from heapq import heappop, heappush
 
 import numpy as np
+
+from .. import _core
 
 __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "tensor"]
 
 _grad_enabled = True
 _tracer = None  # set by convcore.nn.onnx_export while tracing
+_next_seq = itertools.count().__next__  # creation order: outputs are newer than inputs
 
 
 def is_grad_enabled() -> bool:
@@ -68,6 +74,8 @@ def _record(op: str, inputs, out, **attrs) -> None:
 
 
 def _to_array(data, dtype) -> np.ndarray:
+    if dtype is None and type(data) is np.ndarray and data.dtype == np.float32:
+        return data  # the common case (a batch of inputs), without the checks below
     if isinstance(data, Tensor):
         data = data.data
     elif hasattr(data, "detach") and hasattr(data, "numpy"):  # a torch tensor
@@ -108,7 +116,8 @@ _FREED = _Freed()
 class Tensor:
     """A numpy array (``.data``) with ``.grad`` and the op that produced it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op", "_seq",
+                 "__weakref__")
     # numpy defers `ndarray + Tensor` to Tensor.__radd__, and a ufunc applied to a
     # Tensor (np.exp(t)) raises instead of silently returning an array without grad.
     __array_ufunc__ = None
@@ -120,6 +129,7 @@ class Tensor:
         self._parents = ()
         self._backward = None
         self._op = None
+        self._seq = _next_seq()
 
     # -- construction of op results ---------------------------------------------------
     @staticmethod
@@ -129,16 +139,19 @@ class Tensor:
         out.data = data
         out.grad = None
         out._op = op
+        out._seq = _next_seq()
         if _tracer is not None:
             _tracer.produced(out)
-        if _grad_enabled and any(p.requires_grad for p in parents):
-            out.requires_grad = True
-            out._parents = parents
-            out._backward = backward
-        else:
-            out.requires_grad = False
-            out._parents = ()
-            out._backward = None
+        if _grad_enabled:
+            for p in parents:
+                if p.requires_grad:
+                    out.requires_grad = True
+                    out._parents = parents
+                    out._backward = backward
+                    return out
+        out.requires_grad = False
+        out._parents = ()
+        out._backward = None
         return out
 
     # -- plain accessors ----------------------------------------------------------------
@@ -201,45 +214,61 @@ class Tensor:
             if self.data.size != 1:
                 raise RuntimeError(f"backward: grad can be implicit only for a scalar output, "
                                    f"got shape {self.shape}; pass grad=")
-            grad = np.ones_like(self.data)
+            grad = np.empty_like(self.data)  # np.ones_like, without its Python wrapper
+            grad.fill(1)
         else:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad shape {grad.shape} differs from tensor shape {self.shape}")
 
-        order = _topological_order(self)
-        grads = {id(self): grad}
+        # Ops newest first: by then every op that consumed a node (all newer)
+        # has added its share to grads[id(node)]. Leaves never wait in the
+        # heap: their share is added to .grad as soon as it is handed over.
+        #
         # A leaf keeps the array it is handed when nothing else can see it: a
         # fresh kernel output that went to this leaf alone. Views, the
         # caller's grad and arrays handed to two parents (add's backward
         # returns g twice) are copied, so .grad never aliases other memory.
         shared = {id(grad)}
-        for node in reversed(order):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if node._backward is None:  # a leaf: keep its gradient
-                if node.grad is not None:
-                    node.grad = node.grad + g
-                elif id(g) in shared or g.base is not None or not g.flags.writeable:
-                    node.grad = np.array(g, copy=True)
-                else:
-                    node.grad = g
-                continue
-            parent_grads = node._backward(g)
-            for p, pg in zip(node._parents, parent_grads):
-                if pg is None or not p.requires_grad:
-                    continue
-                k = id(p)
-                if k in grads:
-                    grads[k] = grads[k] + pg
-                else:
-                    if any(v is pg for v in grads.values()):
-                        shared.add(id(pg))
-                    grads[k] = pg
+        if self._backward is None:
+            _leaf_add(self, grad, True)
+            return
+        grads = {id(self): grad}
+        heap = [(-self._seq, id(self), self)]
+        while heap:
+            node = heappop(heap)[2]
+            parent_grads = node._backward(grads.pop(id(node)))
+            parents = node._parents
             # Free what the op saved; the graph is single-use, as in PyTorch.
             node._backward = _FREED
             node._parents = ()
+            n = len(parent_grads)  # an array handed to two parents must not become a .grad
+            if n == 3:  # conv2d / linear with a bias: checked inline, the hot case
+                a, b, c = parent_grads
+                if a is b or a is c:
+                    shared.add(id(a))
+                if b is c:
+                    shared.add(id(b))
+            elif n > 1:
+                _mark_repeats(parent_grads, shared)
+            for p, pg in zip(parents, parent_grads):
+                if pg is None or not p.requires_grad:
+                    continue
+                if p._backward is None:  # a leaf: add its share now (_leaf_add, inlined)
+                    if p.grad is not None:
+                        p.grad = p.grad + pg
+                    elif id(pg) in shared or pg.base is not None or not pg.flags.writeable:
+                        p.grad = np.array(pg, copy=True)
+                    else:
+                        p.grad = pg
+                    continue
+                k = id(p)
+                prev = grads.get(k)
+                if prev is not None:
+                    grads[k] = _add(prev, pg)
+                else:
+                    grads[k] = pg
+                    heappush(heap, (-p._seq, k, p))
 
     # -- arithmetic (forward and backward side by side) ---------------------------------
     def __add__(self, other):
@@ -248,7 +277,7 @@ class Tensor:
 
         def backward(g):
             return _unbroadcast(g, a.shape), _unbroadcast(g, b.shape)
-        out = Tensor._make(a.data + b.data, (a, b), backward, "add")
+        out = Tensor._make(_add(a.data, b.data), (a, b), backward, "add")
         _record("add", (a, b), out)
         return out
 
@@ -428,6 +457,37 @@ class Tensor:
         return self.data.argmax(axis=axis)
 
 
+def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b as a new array: same-shape float32 arrays (residual adds, gradient sums
+    in backward) in the compiled, threaded kernel; anything else in numpy."""
+    if a.dtype == b.dtype == np.float32 and a.shape == b.shape and a.size >= _ADD_KERNEL_MIN:
+        return _core.add(a, b)
+    return a + b
+
+
+_ADD_KERNEL_MIN = 1 << 14  # smaller adds: numpy's call is cheaper than the binding's checks
+
+
+def _mark_repeats(arrays, shared: set) -> None:
+    """Add to ``shared`` the ids of arrays that appear more than once in ``arrays``."""
+    for i in range(1, len(arrays)):
+        a = arrays[i]
+        if a is not None:
+            for j in range(i):
+                if arrays[j] is a:
+                    shared.add(id(a))
+
+
+def _leaf_add(leaf: Tensor, g: np.ndarray, shared: bool) -> None:
+    """Add one gradient contribution to a leaf's ``.grad`` (never aliasing a shared array)."""
+    if leaf.grad is not None:
+        leaf.grad = leaf.grad + g
+    elif shared or g.base is not None or not g.flags.writeable:
+        leaf.grad = np.array(g, copy=True)
+    else:
+        leaf.grad = g
+
+
 def _torch_names(axis, keepdims, dim, keepdim):
     return (dim if dim is not None else axis), (keepdim if keepdim is not None else keepdims)
 
@@ -446,25 +506,6 @@ def _lift(x, like: Tensor) -> Tensor:
     if isinstance(x, numbers.Number) or isinstance(x, np.ndarray):
         return Tensor(np.asarray(x, dtype=like.data.dtype), dtype=like.data.dtype)
     raise TypeError(f"unsupported operand type for Tensor arithmetic: {type(x).__name__}")
-
-
-def _topological_order(root: Tensor) -> list:
-    """Nodes that need a gradient, parents before children (iterative: deep nets are fine)."""
-    order, seen = [], set()
-    stack = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for p in node._parents:
-            if p.requires_grad and id(p) not in seen:
-                stack.append((p, False))
-    return order
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
