@@ -176,3 +176,37 @@ def test_console_entry_point_subprocess(tmp_path):
                        text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "total FLOPs" in r.stdout
+
+
+def test_run_device_cuda_on_a_fake_gpu(tmp_path, capsys, monkeypatch):
+    # --device cuda reaches InferenceSession(device="cuda"): with the fake
+    # device of tests/fake_cuda.py the conv/relu/pool nodes run through the
+    # device ops and the outputs match the CPU run.
+    import types
+    import warnings
+
+    import convcore.cuda as ccu
+    from convcore.runtime import cuda_ops
+    from fake_cuda import FakeDA, FakeExt
+    model = _classifier(tmp_path / "m.onnx")
+    x = rand(2, 3, 32, 32)
+    np.save(tmp_path / "x.npy", x)
+    assert cli.main(["run", model, "--input", f"x={tmp_path / 'x.npy'}", "--json",
+                     "--output", str(tmp_path / "cpu.npz")]) == 0
+    cpu = json.loads(capsys.readouterr().out)
+    ext = FakeExt()
+    monkeypatch.setattr(ccu, "is_available", lambda: True)
+    monkeypatch.setattr(cuda_ops, "_ext", ext)
+    monkeypatch.setattr(cuda_ops, "cuda", types.SimpleNamespace(
+        is_available=lambda: True, unavailable_reason=lambda: "",
+        asarray=lambda a: FakeDA(np.asarray(a)), get_allow_tf32=lambda: False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # "no CUDA kernel for Gemm"
+        assert cli.main(["run", model, "--input", f"x={tmp_path / 'x.npy'}", "--json",
+                         "--device", "cuda", "--output", str(tmp_path / "gpu.npz")]) == 0
+    gpu = json.loads(capsys.readouterr().out)
+    assert [c[0] for c in ext.calls] == ["conv2d_forward"]
+    assert gpu["outputs"] == cpu["outputs"] and cpu["outputs"][0]["shape"] == [2, 5]
+    a, b = np.load(tmp_path / "cpu.npz"), np.load(tmp_path / "gpu.npz")
+    assert list(a.keys()) == list(b.keys()) == ["logits"]
+    np.testing.assert_allclose(b["logits"], a["logits"], rtol=1e-5, atol=1e-5)
