@@ -9,8 +9,11 @@ import convcore as cc
 from convcore import _core
 
 
+# m <= 4 takes the GEMV path (B streamed, not packed): k and n with vector
+# and 4-column tails, n over one job unit (64 columns).
 @pytest.mark.parametrize("m,k,n", [(1, 1280, 10), (8, 2048, 1000), (7, 3, 5), (33, 65, 31), (0, 4, 3),
-                                   (3, 0, 2)])
+                                   (3, 0, 2), (1, 1283, 1001), (2, 37, 130), (3, 16, 67),
+                                   (4, 2053, 203), (5, 40, 70)])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
 def test_gemm_matches_float64(m, k, n, ta, tb):
     rng = np.random.default_rng(m * 100 + k + n)
@@ -25,19 +28,33 @@ def test_gemm_matches_float64(m, k, n, ta, tb):
         np.testing.assert_allclose(c, ref, rtol=0, atol=1e-4 * max(1.0, np.abs(ref).max()))
 
 
-def test_gemm_same_for_any_thread_count():
+@pytest.mark.parametrize("m,tb", [(37, False), (1, True), (3, False)])
+def test_gemm_same_for_any_thread_count(m, tb):
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((37, 300)).astype(np.float32)
-    b = rng.standard_normal((300, 70)).astype(np.float32)
+    a = rng.standard_normal((m, 3000)).astype(np.float32)
+    b = rng.standard_normal((700, 3000) if tb else (3000, 700)).astype(np.float32)
     old = cc.get_num_threads()
     try:
         outs = []
         for t in (1, 2, 3):
             cc.set_num_threads(t)
-            outs.append(_core.gemm(a, b))
+            outs.append(_core.gemm(a, b, False, tb))
     finally:
         cc.set_num_threads(old)
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("m", [1, 3, 6])
+@pytest.mark.parametrize("tb", [False, True])
+def test_gemm_bias_relu_epilogue(m, tb):
+    rng = np.random.default_rng(m)
+    a = rng.standard_normal((m, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 150)).astype(np.float32)
+    bias = rng.standard_normal(m).astype(np.float32)
+    B = np.ascontiguousarray(b.T) if tb else b
+    c = _core.gemm(a, B, False, tb, bias=bias, relu=True)
+    ref = np.maximum(a.astype(np.float64) @ b + bias[:, None], 0)
+    np.testing.assert_allclose(c, ref, rtol=0, atol=1e-4 * np.abs(ref).max())
 
 
 def test_gemm_bad_input():

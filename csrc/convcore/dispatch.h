@@ -11,6 +11,9 @@ namespace convcore {
 // One serial GEMM job on row-major matrices:
 //   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, then the epilogue
 // (bias per row m, clamp). op(X) is X or X^T per the trans flags.
+// Products with at most this many rows take the GEMV path (kernels().sgemv).
+constexpr index_t kGemvMaxM = 4;
+
 struct GemmArgs {
   bool trans_a = false, trans_b = false;
   index_t M = 0, N = 0, K = 0;
@@ -75,6 +78,9 @@ struct KernelTable {
 
   // Serial SGEMM (packing + micro-kernel). Callers split work across threads.
   void (*sgemm)(const GemmArgs&) = nullptr;
+  // Columns [n0, n1) of a product with M <= kGemvMaxM rows and op(A) stored
+  // row-major (trans_a false), streaming B in place (no packing).
+  void (*sgemv)(const GemmArgs&, index_t n0, index_t n1) = nullptr;
   // Packs rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-row panels,
   // k-major (Ap[panel][k][MR]), zero-padding the last panel.
   void (*gemm_pack_a)(const float* A, index_t lda, bool trans, index_t i0, index_t mc,

@@ -1,6 +1,7 @@
 #include "convcore/gemm.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "convcore/parallel.h"
 
@@ -8,6 +9,28 @@ namespace convcore {
 
 void gemm(const GemmArgs& g) {
   const KernelTable& kt = kernels();
+  if (g.M <= kGemvMaxM && kt.sgemv) {
+    // A few rows: stream B instead of packing it. A transposed A is gathered
+    // into rows first (M x K floats, small).
+    GemmArgs s = g;
+    std::vector<float> rows;
+    if (g.trans_a) {
+      rows.resize(size_t(g.M * g.K));
+      for (index_t m = 0; m < g.M; ++m)
+        for (index_t k = 0; k < g.K; ++k) rows[size_t(m * g.K + k)] = g.A[k * g.lda + m];
+      s.A = rows.data();
+      s.lda = g.K;
+      s.trans_a = false;
+    }
+    const index_t unit = 64;  // columns per job unit
+    const index_t slabs = (g.N + unit - 1) / unit;
+    const index_t grain =
+        std::max<index_t>(1, (index_t(1) << 16) / std::max<index_t>(1, unit * g.M * g.K));
+    parallel_for(slabs, grain, [&](index_t b, index_t e) {
+      kt.sgemv(s, b * unit, std::min(g.N, e * unit));
+    });
+    return;
+  }
   const index_t nr = kt.gemm_nr, mr = kt.gemm_mr;
   // Split the wider of M and N into register-tile-aligned slabs: each thread
   // packs its own panels and writes disjoint parts of C.

@@ -8,6 +8,7 @@ namespace cpu {
 namespace CONVCORE_ISA {
 
 void sgemm(const GemmArgs& g);
+void sgemv(const GemmArgs& g, index_t n0, index_t n1);
 #if defined(CONVCORE_ISA_avx512)
 void conv_pack_b_n8(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, index_t j0,
                     index_t nc, float* Bp);

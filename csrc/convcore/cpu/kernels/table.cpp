@@ -23,6 +23,7 @@ void fill_table(KernelTable& t) {
   // Tuning knob for benchmarks only: CONVCORE_GEMM_KC=<k block>.
   if (const char* kc = std::getenv("CONVCORE_GEMM_KC")) t.gemm_kc = std::max(16, std::atoi(kc));
   t.sgemm = &sgemm;
+  t.sgemv = &sgemv;
   t.gemm_pack_a = &gemm_pack_a;
   t.gemm_block = &gemm_block;
   t.depthwise = &depthwise;
