@@ -2,6 +2,7 @@
 
 #include "convcore/conv2d.h"
 #include "convcore/conv2d_packed.h"
+#include "convcore/pw_dw.h"
 #include "ndarray.h"
 #include "params_from_py.h"
 
@@ -21,6 +22,19 @@ const float* residual_of(py::object residual, const farray& y, farray& hold) {
   if (shape_of(hold) != shape_of(y))
     throw py::value_error("conv2d: residual must have the output's shape");
   return hold.data();
+}
+
+// y of shape [N, K, OH, OW]: a new array, or `out` checked for it.
+farray output_for(const convcore::Conv2dParams& p, const farray& x, py::object out) {
+  if (out.is_none()) return empty({p.N, p.K, p.OH, p.OW});
+  if (!py::isinstance<farray>(out))
+    throw py::type_error("conv2d: out must be a C-contiguous float32 array");
+  farray y = out.cast<farray>();
+  if (shape_of(y) != std::vector<index_t>{p.N, p.K, p.OH, p.OW})
+    throw py::value_error("conv2d: out must have the output's shape");
+  if (!y.writeable()) throw py::value_error("conv2d: out is read-only");
+  if (y.data() == x.data()) throw py::value_error("conv2d: out must not be the input");
+  return y;
 }
 
 convcore::ConvAlgo parse_algo(const std::string& s) {
@@ -46,18 +60,44 @@ struct PyPackedConv2d {
   // channel range of a batch-1 Concat's output) instead of a new array.
   farray run(const farray& x, py::object residual, py::object out) const {
     auto p = conv_params_from("conv2d", shape_of(x), wshape, stride, pad, dil, groups);
-    farray y;
-    if (out.is_none()) {
-      y = empty({p.N, p.K, p.OH, p.OW});
-    } else {
-      if (!py::isinstance<farray>(out))
-        throw py::type_error("conv2d: out must be a C-contiguous float32 array");
-      y = out.cast<farray>();
-      if (shape_of(y) != std::vector<index_t>{p.N, p.K, p.OH, p.OW})
-        throw py::value_error("conv2d: out must have the output's shape");
-      if (!y.writeable()) throw py::value_error("conv2d: out is read-only");
-      if (y.data() == x.data()) throw py::value_error("conv2d: out must not be the input");
+    farray y = output_for(p, x, out);
+    farray r;
+    const float* rp = residual_of(residual, y, r);
+    convcore::Epilogue e = ep;
+    e.bias = has_bias ? bias.data() : nullptr;
+    const float* xp = x.data();
+    float* yp = y.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      pk->run(p, xp, yp, e, rp);
     }
+    return y;
+  }
+};
+
+// A 1x1 conv feeding a depthwise conv, run as one (convcore/pw_dw.h).
+struct PyPackedPwDw {
+  std::shared_ptr<convcore::PackedPwDw> pk;
+  std::vector<index_t> stride, pad, dil, wshape;  // the depthwise conv's
+  index_t cin = 0;
+  farray bias;
+  bool has_bias = false;
+  convcore::Epilogue ep;
+
+  convcore::Conv2dParams dw_params(const std::vector<index_t>& xs) const {
+    if (xs.size() != 4)
+      throw py::value_error("conv2d: input must be 4-D (N, C, H, W), got " +
+                            std::to_string(xs.size()) + "-D");
+    if (xs[1] != cin)
+      throw py::value_error("conv2d: input has " + std::to_string(xs[1]) +
+                            " channels, the fused 1x1 + depthwise expects " + std::to_string(cin));
+    std::vector<index_t> es = {xs[0], wshape[0], xs[2], xs[3]};
+    return conv_params_from("conv2d", es, wshape, stride, pad, dil, wshape[0]);
+  }
+
+  farray run(const farray& x, py::object residual, py::object out) const {
+    auto p = dw_params(shape_of(x));
+    farray y = output_for(p, x, out);
     farray r;
     const float* rp = residual_of(residual, y, r);
     convcore::Epilogue e = ep;
@@ -119,6 +159,61 @@ void bind_conv(py::module_& m) {
         auto p = conv_params_from("conv2d", xs, o.wshape, o.stride, o.pad, o.dil, o.groups);
         return std::string(convcore::conv_algo_name(o.pk->algo_for(p)));
       }, py::arg("x_shape"));
+
+  py::class_<PyPackedPwDw>(m, "PackedPwDw",
+                           "a 1x1 conv (stride 1, no padding) feeding a depthwise conv, packed "
+                           "once: PackedPwDw(w1, b1, lo1, hi1, w_dw, b_dw, stride, padding(4), "
+                           "dilation, lo, hi); .run(x, residual=None, out=None) -> "
+                           "clamp(dw(clamp(conv1x1(x)+b1, lo1, hi1))+b_dw+residual, lo, hi)")
+      .def(py::init([](const farray& w1, py::object b1, float lo1, float hi1, const farray& wd,
+                       py::object bd, std::vector<index_t> stride, std::vector<index_t> pad,
+                       std::vector<index_t> dil, float lo, float hi) {
+             if (w1.ndim() != 4 || w1.shape(2) != 1 || w1.shape(3) != 1)
+               throw py::value_error("conv2d: the 1x1 weight must have shape (E, C, 1, 1)");
+             if (wd.ndim() != 4 || wd.shape(1) != 1 || wd.shape(0) != w1.shape(0))
+               throw py::value_error("conv2d: the depthwise weight must have shape (E, 1, kh, kw) "
+                                     "with E = " + std::to_string(w1.shape(0)));
+             const index_t E = w1.shape(0), cin = w1.shape(1);
+             PyPackedPwDw o;
+             o.stride = stride; o.pad = pad; o.dil = dil; o.wshape = shape_of(wd); o.cin = cin;
+             o.ep.lo = lo; o.ep.hi = hi;
+             // A stand-in input just large enough to validate the geometry.
+             const index_t dh = dil.size() == 2 ? std::max<index_t>(dil[0], 1) : 1;
+             const index_t dw = dil.size() == 2 ? std::max<index_t>(dil[1], 1) : 1;
+             auto p = conv_params_from("conv2d", {1, E, (wd.shape(2) - 1) * dh + 1,
+                                                  (wd.shape(3) - 1) * dw + 1},
+                                       o.wshape, stride, pad, dil, E);
+             farray b1a;
+             if (!b1.is_none()) {
+               b1a = b1.cast<farray>();
+               if (b1a.ndim() != 1 || b1a.shape(0) != E)
+                 throw py::value_error("conv2d: the 1x1 bias must have shape (" + std::to_string(E) + ",)");
+             }
+             if (!bd.is_none()) {
+               o.bias = bd.cast<farray>();
+               if (o.bias.ndim() != 1 || o.bias.shape(0) != E)
+                 throw py::value_error("conv2d: bias must have shape (" + std::to_string(E) + ",)");
+               o.has_bias = true;
+             }
+             const float* w1p = w1.data();
+             const float* b1p = b1.is_none() ? nullptr : b1a.data();
+             const float* wdp = wd.data();
+             {
+               py::gil_scoped_release nogil;
+               o.pk = std::make_shared<convcore::PackedPwDw>(E, cin, w1p, b1p, lo1, hi1, p, wdp);
+             }
+             return o;
+           }),
+           py::arg("w1"), py::arg("b1"), py::arg("lo1"), py::arg("hi1"), py::arg("w_dw"),
+           py::arg("b_dw"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+           py::arg("lo"), py::arg("hi"))
+      .def("run", &PyPackedPwDw::run, py::arg("x"), py::arg("residual") = py::none(),
+           py::arg("out") = py::none())
+      .def("algo", [](const PyPackedPwDw& o, const std::vector<index_t>& xs) {
+        return std::string(o.pk->fused_for(o.dw_params(xs)) ? "pw_dw_fused"
+                                                            : "gemm1x1+depthwise_direct");
+      }, py::arg("x_shape"))
+      .def_property_readonly("in_channels", [](const PyPackedPwDw& o) { return o.cin; });
 
   m.def(
       "conv2d_forward",

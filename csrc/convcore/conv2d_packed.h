@@ -31,6 +31,8 @@ class PackedConv2d {
            const float* residual) const;
 
   const Conv2dParams& geometry() const { return geom_; }
+  // The weights in their original [K][C/groups][kh][kw] layout.
+  const float* weights() const { return w_.data(); }
   // The algorithm run() uses for an input of this size.
   ConvAlgo algo_for(const Conv2dParams& p) const;
 

@@ -67,6 +67,27 @@ struct PoolArgmaxRow {
   bool narrow_ok = false;
 };
 
+// A 1x1 convolution (stride 1, no padding) straight into a depthwise one:
+// the front of a MobileNet inverted-residual block, fused so that the wide
+// intermediate (the "expansion") is never stored: each call computes it for
+// one block of simd_width channels and one band of rows, channels-last in
+// a buffer the depthwise taps read (cpu/kernels/pw_dw.cpp).
+struct PwDwArgs {
+  Conv2dParams dw;            // the depthwise conv, finalized; its C = K = E
+  index_t cin = 0;            // channels of x
+  const float* x = nullptr;   // [N][cin][H][W]
+  const float* we = nullptr;  // 1x1 weights, [E / simd_width blocks][cin][simd_width]
+  const float* be = nullptr;  // 1x1 bias, E padded to whole blocks
+  float e_lo = 0.f, e_hi = 0.f;  // 1x1 clamp
+  bool e_clamp = false;
+  const float* wd = nullptr;  // depthwise taps [E][kh * kw]
+  const float* bd = nullptr;  // depthwise bias [E] or null
+  float* y = nullptr;         // [N][E][OH][OW]
+  const float* residual = nullptr;
+  bool clamp = false;
+  float lo = 0.f, hi = 0.f;
+};
+
 namespace cpu { struct PoolFwdArgs; }
 
 struct KernelTable {
@@ -156,6 +177,12 @@ struct KernelTable {
   void (*depthwise)(const Conv2dParams& p, const float* x, const float* w, const float* bias,
                     float* y, const float* residual, bool clamp, float lo, float hi,
                     index_t nk0, index_t nk1) = nullptr;
+  // Optional (AVX-512): the fused 1x1 + depthwise (PwDwArgs) for image n,
+  // channels [k0, k0 + nblk * simd_width) (nblk 1 or 2: two blocks share
+  // each load of x) and output rows [oh0, oh1); 3x3 and 5x5 taps at stride 1
+  // or 2 (equal on both axes).
+  void (*pw_dw)(const PwDwArgs& a, index_t n, index_t k0, index_t nblk, index_t oh0,
+                index_t oh1) = nullptr;
   // y[i] = x[i] < 0 ? 0 : x[i] over n floats (x may equal y; NaN, -0.0 pass).
   void (*relu)(index_t n, const float* x, float* y) = nullptr;
 

@@ -107,6 +107,66 @@ def test_no_fusion_when_conv_output_is_also_used_or_is_output():
     assert_matches_ort(m, feeds)
 
 
+def _expand_dw(dw_kernel=3, dw_stride=2, pw_stride=1, pw_act="clip", dw_post=None, share=False,
+               cin=8, e=40, channels=8):
+    """1x1 "expand" (+ activation) -> depthwise (+ activation), MobileNet style."""
+    k = dw_kernel
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["e"], strides=[pw_stride] * 2)]
+    inits = {"w1": rand(e, cin, 1, 1, seed=1) * 0.3, "b1": rand(e, seed=2),
+             "wd": rand(e, 1, k, k, seed=3), "bd": rand(e, seed=4),
+             "lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}
+    if pw_act == "clip":
+        nodes.append(helper.make_node("Clip", ["e", "lo", "hi"], ["ea"]))
+    else:
+        nodes.append(helper.make_node("HardSwish", ["e"], ["ea"]))
+    nodes.append(helper.make_node("Conv", ["ea", "wd", "bd"], ["d"], group=e,
+                                  strides=[dw_stride] * 2, pads=[k // 2] * 4))
+    if dw_post == "hardswish":
+        nodes.append(helper.make_node("HardSwish", ["d"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Relu", ["d"], ["y"]))
+    outputs = [("y", None)]
+    if share:
+        nodes.append(helper.make_node("ReduceMean", ["ea"], ["m"], axes=[2, 3]))
+        outputs.append(("m", None))
+    return make_model(nodes, [("x", ["N", channels, "H", "W"])], outputs, inits, opset=14)
+
+
+@pytest.mark.parametrize("dw_kernel,dw_stride,dw_post", [(3, 1, None), (3, 2, None), (5, 2, "hardswish"),
+                                                        (5, 1, None)])
+def test_pointwise_depthwise_fused(dw_kernel, dw_stride, dw_post):
+    m = _expand_dw(dw_kernel, dw_stride, dw_post=dw_post)
+    for shape in [(1, 8, 15, 13), (2, 8, 7, 9), (1, 8, 1, 1)]:   # new shapes: same session plan
+        feeds = {"x": rand(*shape) * 2}
+        rep = _report(m, feeds)
+        assert len(rep) == 1, rep
+        # the 1x1 node and its Clip, then the depthwise conv's own activation
+        assert rep[0]["fused"] == ["Conv_0", "Clip", "HardSwish" if dw_post else "Relu"], rep[0]
+        want = "pw_dw_fused" if convcore.cpu_info()["isa"] == "avx512" else "gemm1x1+depthwise"
+        assert rep[0]["kernel"].startswith(want), rep[0]
+        assert_matches_ort(m, feeds)
+    assert_matches_ort(m, {"x": rand(2, 8, 12, 12)}, threads=1)
+
+
+@pytest.mark.parametrize("what", ["shared", "strided_1x1", "hardswish_1x1", "dw_7x7"])
+def test_pointwise_depthwise_not_fused(what):
+    kw = {"shared": dict(share=True), "strided_1x1": dict(pw_stride=2),
+          "hardswish_1x1": dict(pw_act="hardswish"), "dw_7x7": dict(dw_kernel=7)}[what]
+    m = _expand_dw(**kw)
+    feeds = {"x": rand(1, 8, 10, 10)}
+    rep = _report(m, feeds)
+    assert not any("pw_dw" in r.get("kernel", "") or "+" in r.get("kernel", "") for r in rep), rep
+    assert sum(r["op_type"] == "Conv" for r in rep) == 2
+    assert_matches_ort(m, feeds)
+
+
+def test_pointwise_depthwise_bad_feed_names_the_node():
+    m = _expand_dw(channels="C")   # channel count not declared: the fused conv checks it
+    sess = convcore.InferenceSession(m)
+    with pytest.raises(ValueError, match="Conv_2.*8 channels"):
+        sess.run(None, {"x": rand(1, 5, 10, 10)})
+
+
 def test_constant_folding_and_dead_nodes():
     m = make_model([
         helper.make_node("Shape", ["w"], ["ws"]),                  # foldable chain

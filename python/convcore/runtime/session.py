@@ -70,7 +70,8 @@ class InferenceSession:
         proto, base_dir = load_model(model)
         graph = build_graph(proto, base_dir, release_data=proto is not model)
         del proto
-        self.graph = optimize(graph, base_dir, optimize_level, concat_in_place=device == "cpu")
+        self.graph = optimize(graph, base_dir, optimize_level, concat_in_place=device == "cpu",
+                              cpu_fusions=device == "cpu")
         self.graph.device = device
         # Pack weights (or upload them, for nodes placed on the GPU); a float
         # weight no node reads any more is dropped at once, so load-time memory

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "convcore/cpu/kernels/dw_cblock.h"
 #include "convcore/cpu/kernels/sgemm_kernel.h"
 #include "convcore/cpu/kernels/vec.h"
 
@@ -338,51 +339,19 @@ void dw_padded(const Conv2dParams& p, const float* x, const float* w, float* y,
   }
 }
 
-#if defined(CONVCORE_ISA_avx512)
-// In-register 16x16 transpose: r[i] lane j <-> r[j] lane i.
-inline void transpose16(__m512 (&r)[16]) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  // u[4i + q] holds rows 4i..4i+3, column q of each 128-bit lane
-  for (int h = 0; h < 2; ++h)
-    for (int q = 0; q < 4; ++q) {
-      t[8 * h + q] = _mm512_shuffle_f32x4(u[8 * h + q], u[8 * h + 4 + q], 0x88);
-      t[8 * h + 4 + q] = _mm512_shuffle_f32x4(u[8 * h + q], u[8 * h + 4 + q], 0xDD);
-    }
-  for (int q = 0; q < 8; ++q) {
-    r[q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0x88);
-    r[8 + q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0xDD);
-  }
-}
-#endif
-
-// Small planes, one channel per lane: kVW channels are interleaved into a
-// zero-padded channels-last buffer ([rows][Wp][kVW], the NCHWc layout),
-// where every tap is one full-vector load whatever the stride and the plane
-// width, then de-interleaved with the epilogue. The interleave costs about
-// a copy; it pays where a row holds less than a few vectors. The plane goes
-// through in bands of output rows, so the interleaved input (~96 KB) and
-// output of a band stay in L2 between the passes (a whole interleaved
-// 112x112 plane is 0.8 MB: measured 1.3x slower).
+// Small planes, one channel per lane (dw_cblock.h): kVW channels are
+// interleaved into the zero-padded channels-last band buffer, convolved,
+// then de-interleaved with the epilogue. The interleave costs about a copy;
+// it pays where a row holds less than a few vectors. The plane goes through
+// in bands of output rows so that a band's buffers stay in L2.
 template <int KH, int KW, int S>
 void dw_cblock(const Conv2dParams& p, const float* x, const float* w, const float* bias,
                float* y, const float* residual, bool clamp, float lo, float hi, index_t n,
                index_t k0, index_t cnt, Scratch& sc) {
-  const index_t dh = p.dil_h, dw = p.dil_w, hw = p.H * p.W, ohw = p.OH * p.OW;
+  const index_t hw = p.H * p.W;
   const index_t Wp = p.W + p.pad_l + p.pad_r;
-  const index_t row_bytes = Wp * kVW * index_t(sizeof(float));
-  const index_t RB = std::clamp<index_t>(((index_t(96) << 10) / row_bytes - (KH - 1) * dh) / S,
-                                         1, p.OH);
-  const index_t rows_in = (RB - 1) * S + (KH - 1) * dh + 1;
+  const index_t RB = dwc::band_rows(p, S);
+  const index_t rows_in = dwc::band_input_rows(p, S, 0, RB);
   if (!sc.ready) {  // padding columns stay zero: only data columns are written
     sc.buf.assign(size_t(rows_in * Wp * kVW), 0.f);
     sc.out.assign(size_t(RB * p.OW * kVW), 0.f);
@@ -391,25 +360,14 @@ void dw_cblock(const Conv2dParams& p, const float* x, const float* w, const floa
   float* B = sc.buf.data();
   float* O = sc.out.data();
   const float* xn = x + (n * p.C + k0) * hw;
-
-  alignas(64) float tmp[KH * KW][kVW];
-  alignas(64) float bl[kVW];
-  for (index_t c = 0; c < kVW; ++c) {
-    bl[c] = c < cnt && bias ? bias[k0 + c] : 0.f;
-    for (int t = 0; t < KH * KW; ++t) tmp[t][c] = c < cnt ? w[(k0 + c) * KH * KW + t] : 0.f;
-  }
-  V wv[KH][KW];
-  for (int i = 0; i < KH; ++i)
-    for (int j = 0; j < KW; ++j) wv[i][j] = vload(tmp[i * KW + j]);
-  const V vb = vload(bl);
-  const index_t tap_i = dh * Wp * kVW, tap_j = dw * kVW, step = S * kVW;
+  const dwc::Taps<KH, KW> taps(w, bias, k0, cnt);
 
   for (index_t oh0 = 0; oh0 < p.OH; oh0 += RB) {
     const index_t oh1 = std::min(p.OH, oh0 + RB);
     // Interleave the band's input rows (padded rows pr0.. of the plane):
     // rows outside the input are zeroed, the others go 16 pixels at a time
     // through the flattened rows (narrow rows fill whole transposes too).
-    const index_t pr0 = oh0 * S, nrows = (oh1 - 1 - oh0) * S + (KH - 1) * dh + 1;
+    const index_t pr0 = oh0 * S, nrows = dwc::band_input_rows(p, S, oh0, oh1);
     const index_t ih_a = std::clamp<index_t>(pr0 - p.pad_t, 0, p.H);
     const index_t ih_b = std::clamp<index_t>(pr0 + nrows - p.pad_t, ih_a, p.H);
     for (index_t r = 0; r < nrows; ++r) {
@@ -430,7 +388,7 @@ void dw_cblock(const Conv2dParams& p, const float* x, const float* w, const floa
       __m512 v[16];
       for (int c = 0; c < 16; ++c)
         v[c] = c < cnt ? _mm512_loadu_ps(xn + c * hw + q) : _mm512_setzero_ps();
-      transpose16(v);
+      dwc::transpose16(v);
       for (int j = 0; j < 16; ++j) {
         _mm512_storeu_ps(dst(ih, iw), v[j]);
         if (++iw == p.W) iw = 0, ++ih;
@@ -441,63 +399,8 @@ void dw_cblock(const Conv2dParams& p, const float* x, const float* w, const floa
       float* d = dst(q / p.W, q % p.W);
       for (index_t c = 0; c < kVW; ++c) d[c] = c < cnt ? xn[c * hw + q] : 0.f;
     }
-    // The band's outputs, channels-last.
-    for (index_t oh = oh0; oh < oh1; ++oh) {
-      const float* row = B + (oh - oh0) * S * Wp * kVW;
-      float* orow = O + (oh - oh0) * p.OW * kVW;
-      index_t ow = 0;
-      for (; ow + 4 <= p.OW; ow += 4) {
-        V a0 = vb, a1 = vb, a2 = vb, a3 = vb;
-        const float* q0 = row + ow * step;
-        for (int i = 0; i < KH; ++i)
-#pragma GCC unroll 8
-          for (int j = 0; j < KW; ++j) {
-            const float* q = q0 + i * tap_i + j * tap_j;
-            a0 = vfma(wv[i][j], vload(q), a0);
-            a1 = vfma(wv[i][j], vload(q + step), a1);
-            a2 = vfma(wv[i][j], vload(q + 2 * step), a2);
-            a3 = vfma(wv[i][j], vload(q + 3 * step), a3);
-          }
-        vstore(orow + ow * kVW, a0);
-        vstore(orow + (ow + 1) * kVW, a1);
-        vstore(orow + (ow + 2) * kVW, a2);
-        vstore(orow + (ow + 3) * kVW, a3);
-      }
-      for (; ow < p.OW; ++ow) {
-        V a0 = vb;
-        const float* q0 = row + ow * step;
-        for (int i = 0; i < KH; ++i)
-          for (int j = 0; j < KW; ++j) a0 = vfma(wv[i][j], vload(q0 + i * tap_i + j * tap_j), a0);
-        vstore(orow + ow * kVW, a0);
-      }
-    }
-    // De-interleave the band's output pixels [qb, qe) with the epilogue.
-    const index_t qb = oh0 * p.OW, qe = oh1 * p.OW;
-    q = qb;
-#if defined(CONVCORE_ISA_avx512)
-    for (; q + 16 <= qe; q += 16) {
-      __m512 r[16];
-      for (int j = 0; j < 16; ++j) r[j] = _mm512_loadu_ps(O + (q - qb + j) * kVW);
-      transpose16(r);  // r[c] = channel c, pixels q..q+15
-      for (index_t c = 0; c < cnt; ++c) {
-        const index_t off = (n * p.K + k0 + c) * ohw + q;
-        __m512 v = r[c];
-        if (residual) v = _mm512_add_ps(v, _mm512_loadu_ps(residual + off));
-        if (clamp) v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
-        _mm512_storeu_ps(y + off, v);
-      }
-    }
-#endif
-    for (index_t c = 0; c < cnt; ++c) {
-      float* yc = y + (n * p.K + k0 + c) * ohw;
-      const float* rc = residual ? residual + (n * p.K + k0 + c) * ohw : nullptr;
-      const float* o = O + c - qb * kVW;
-      for (index_t t = q; t < qe; ++t) {
-        float v = o[t * kVW] + (rc ? rc[t] : 0.f);
-        if (clamp) v = std::min(std::max(v, lo), hi);
-        yc[t] = v;
-      }
-    }
+    dwc::band_outputs<KH, KW, S>(p, B, Wp, taps, oh0, oh1, O);
+    dwc::band_store(p, O, n, k0, cnt, oh0, oh1, y, residual, clamp, lo, hi);
   }
 }
 

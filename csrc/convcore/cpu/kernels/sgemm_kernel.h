@@ -18,6 +18,7 @@ void conv_pack_b_7(const Conv2dParams& p, const float* xg, index_t p0, index_t k
                    index_t nc, float* Bp);
 void gemm_block_7(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp, float* C,
                   index_t ldc, const GemmTileOut& out);
+void pw_dw(const PwDwArgs& a, index_t n, index_t k0, index_t nblk, index_t oh0, index_t oh1);
 #endif
 void winograd_input(const Conv2dParams& p, const float* xg, index_t c0, index_t kc,
                     index_t th0, index_t th1, float* Vp, index_t vstride, index_t nr);

@@ -48,6 +48,7 @@ void fill_table(KernelTable& t) {
   t.conv_pack_b_small = &conv_pack_b_n8;
   t.gemm_block_rows7 = &gemm_block_7;
   t.conv_pack_rows7 = &conv_pack_b_7;
+  t.pw_dw = &pw_dw;
 #else
   t.gemm_nr_small = 0;
   t.gemm_block_small = nullptr;

@@ -65,10 +65,15 @@ class Conv(Op):
         # (concat output name, first channel, channels): write into that
         # Concat's output at batch 1 (passes/concat_in_place.py)
         self.concat_slot = None
+        # A 1x1 Conv op fused in front of this depthwise one (passes/fuse_pw_dw.py):
+        # inputs 4 and 5 are its weight and bias, x is its input.
+        self.pre = None
         self._geo = {}           # input shape -> output geometry (dict ops are atomic)
 
     def prepare(self, constants):
         """Pack constant weights (after BN folding and fusions are final)."""
+        if self.pre is not None:
+            return self._prepare_fused(constants)
         packer = getattr(_core, "PackedConv2d", None)
         w = constants.get(self.node.inputs[1])
         b = constants.get(self.node.inputs[2]) if self.has_input(2) else None
@@ -95,6 +100,26 @@ class Conv(Op):
         # (and bias) so the session can drop them (weights held once, not twice).
         self.w_shape = tuple(w.shape)
         self.node.inputs = [self.node.inputs[0], "", ""] + list(self.node.inputs[3:])
+
+    def _prepare_fused(self, constants):
+        ins = self.node.inputs
+        wd, we = constants.get(ins[1]), constants.get(ins[4])
+        bd = constants.get(ins[2]) if ins[2] else None
+        be = constants.get(ins[5]) if len(ins) > 5 and ins[5] else None
+        if wd is None or we is None:
+            return   # not constant after all: run() computes the two convs
+        s, p, d = geometry(self, self.win, [64, 64], list(wd.shape[2:]), 2)
+        lo1, hi1 = self.pre._bounds()
+        lo, hi = self._bounds()
+        try:
+            self.packed = _core.PackedPwDw(
+                np.ascontiguousarray(we), None if be is None else np.ascontiguousarray(be),
+                lo1, hi1, np.ascontiguousarray(wd),
+                None if bd is None else np.ascontiguousarray(bd), s, p, d, lo, hi)
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"{self.label}: {e}") from None
+        self.w_shape = tuple(wd.shape)
+        self.node.inputs = [ins[0], "", "", ins[3] if len(ins) > 3 else ""]
 
     def _bounds(self):
         if self.act == "relu":
@@ -130,6 +155,9 @@ class Conv(Op):
             if self.packed is None:
                 raise ValueError(f"{self.label}: missing weight input W")
             return self.run_packed(x, rest[0] if rest else None)
+        if self.pre is not None:   # fused 1x1 not packed: run it first
+            x = self.pre.run(x, rest[1], rest[2] if len(rest) > 2 else None)[0]
+            rest = rest[:1] if rest and rest[0] is not None else ()
         w = _f32(self, "weight W", w)
         nsp, s, p, d = self.params(x.shape, w.shape)
         if nsp == 1:
@@ -193,6 +221,7 @@ class Conv(Op):
         geo = self._geo.get(shape)
         if geo is None:
             ws = self.w_shape
+            shape = self._dw_input_shape(shape)
             nsp, s, p, d = self.params(shape, ws)
             h = 1 if nsp == 1 else shape[2]
             oh = (h + p[0] + p[2] - d[0] * ((ws[2] if nsp == 2 else 1) - 1) - 1) // s[0] + 1
@@ -202,6 +231,16 @@ class Conv(Op):
                 self._geo.clear()
             self._geo[shape] = geo
         return geo
+
+    def _dw_input_shape(self, shape):
+        """With a fused 1x1 in front: the depthwise conv's input shape."""
+        if self.pre is None:
+            return shape
+        cin = self.packed.in_channels
+        if len(shape) != 4 or shape[1] != cin:
+            raise ValueError(f"{self.label}: input must be 4-D with {cin} channels, got shape "
+                             f"{tuple(shape)}")
+        return (shape[0], self.w_shape[0]) + tuple(shape[2:])
 
     def run_packed(self, x, res, out=None):
         ws = self.w_shape
@@ -234,6 +273,8 @@ class Conv(Op):
     def describe(self, x_shape, w_shape) -> str:
         """Kernel name chosen for these shapes (the per-node report)."""
         try:
+            if self.pre is not None and self.packed is not None:
+                return self.packed.algo(list(x_shape)) + " (packed)"
             nsp, s, p, d = self.params(x_shape, w_shape)
             xs, ws = list(x_shape), list(w_shape)
             if nsp == 1:
