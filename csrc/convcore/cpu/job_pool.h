@@ -3,8 +3,9 @@
 // batch itself, and the workers that wake in time take jobs from the same
 // counter. On a shared machine a worker can wait a whole scheduler time
 // slice to wake; with OpenMP's fork-join the call waits for it, here the
-// call only waits for jobs a worker has actually claimed. Workers block on a
-// condition variable between batches (no spinning after a call returns).
+// call only waits for jobs a worker has actually claimed (spinning briefly
+// for them before it sleeps). Between batches workers spin ~50 us (held:
+// up to 20 ms, see hold_workers), then block on a condition variable.
 #pragma once
 #include <functional>
 
