@@ -31,15 +31,17 @@ class PackedConv2d {
            const float* residual) const;
 
   const Conv2dParams& geometry() const { return geom_; }
-  // The weights in their original [K][C/groups][kh][kw] layout.
-  const float* weights() const { return w_.data(); }
+  // The weights in their original [K][C/groups][kh][kw] layout: kept only
+  // where run() reads them (depthwise, im2col) or may pack them again.
+  const float* weights() const { return w_.empty() ? nullptr : w_.data(); }
   // The algorithm run() uses for an input of this size.
   ConvAlgo algo_for(const Conv2dParams& p) const;
 
  private:
   Conv2dParams geom_;
   ConvAlgo forced_;
-  std::vector<float> w_;  // original layout (depthwise, im2col fallback)
+  std::vector<float> w_;  // original layout: depthwise, im2col, lazy Winograd
+                          // F(4x4) packing; emptied once packed otherwise
   mutable AlignedFloats a_;  // GEMM-packed: [group][k block][M padded x kc], or
                           // Winograd: [xi][k block][K padded x kc]
   index_t mpad_ = 0, kc_ = 0, mr_ = 0;

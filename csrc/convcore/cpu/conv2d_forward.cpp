@@ -62,8 +62,9 @@ bool winograd_preferred(const Conv2dParams& p) {
 // Its weights take 36 floats per channel pair (F(2x2): 16, direct: 9), so
 // only up to 128x128 channels: on ResNet-50's 256-channel layers it would
 // add 57 MB (peak RSS above onnxruntime's) for 2.5% of the run time.
+constexpr index_t kWinogradF4MaxCK = 128 * 128;
 bool winograd_f4_preferred(const Conv2dParams& p) {
-  return p.OW >= 14 && p.OH >= 14 && p.C * p.K <= 128 * 128;
+  return p.OW >= 14 && p.OH >= 14 && p.C * p.K <= kWinogradF4MaxCK;
 }
 // Width of the shifted GEMM's (padded, per-phase) input rows: wide enough
 // that every valid output's taps stay inside its own row. Its flat output
@@ -626,7 +627,12 @@ const float* PackedConv2d::transposed_weights() const {
           for (index_t k = 0; k < kc; ++k)
             for (index_t t = 0; t < NR; ++t) {
               const index_t oc = jp + t;
-              blk[jp * kc + k * NR + t] = oc < Kg ? w_[size_t((g * Kg + oc) * rows + p0 + k)] : 0.f;
+              // from the GEMM packing (the original weights are not kept):
+              // block (g, p0), panel oc / MR, [k][oc % MR]
+              blk[jp * kc + k * NR + t] =
+                  oc < Kg ? a_.data()[g * mpad_ * rows + p0 * mpad_ + (oc / mr_) * mr_ * kc +
+                                      k * mr_ + oc % mr_]
+                          : 0.f;
             }
       }
   });
@@ -717,14 +723,19 @@ PackedConv2d::PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo al
   if (algo == ConvAlgo::Winograd3x3 || algo == ConvAlgo::Winograd3x3F4 ||
       (algo == ConvAlgo::Auto && winograd_preferred(geom)))
     mpad_ = (geom.K + mr_ - 1) / mr_ * mr_;  // both tile sizes: K padded
+  // Packed layers drop the original weights (peak RSS: ResNet-50 holds
+  // ~60 MB less) unless a later run may pack them again: auto-chosen
+  // Winograd layers small enough for F(4x4) pack that copy lazily.
   if (algo == ConvAlgo::Winograd3x3 || (algo == ConvAlgo::Auto && winograd_preferred(geom))) {
     pack_winograd(w, 2, a_);
     wino_ = 2;
+    if (algo != ConvAlgo::Auto || geom.C * geom.K > kWinogradF4MaxCK) std::vector<float>().swap(w_);
     return;
   }
   if (algo == ConvAlgo::Winograd3x3F4) {
     pack_winograd(w, 4, a_);
     wino_ = 4;
+    std::vector<float>().swap(w_);
     return;
   }
   const index_t Kg = geom.Kg(), G = geom.groups, rows = geom.Cg() * geom.kh * geom.kw;
@@ -738,6 +749,7 @@ PackedConv2d::PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo al
                      a_.data() + g * mpad_ * rows + p0 * mpad_);
     }
   });
+  std::vector<float>().swap(w_);  // transposed_weights() reads a_
 }
 
 // U = G g G^T per (k, c), stored as (tile+2)^2 K x C matrices packed like
