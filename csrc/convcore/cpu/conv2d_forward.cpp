@@ -455,9 +455,10 @@ struct ShiftedRunner {
     return L;
   }
 
-  // Zero-padded phase planes of channels [c0, c1) of image n.
+  // Zero-padded phase planes of channels [c0, c1) of image n, rows [r0, r1)
+  // of each phase plane.
   static void fill(const Conv2dParams& p, const Layout& L, const float* x, float* xb, index_t n,
-                   index_t c0, index_t c1) {
+                   index_t c0, index_t c1, index_t r0, index_t r1) {
     const KernelTable& kt = kernels();
     const index_t sh = p.stride_h, sw = p.stride_w, plane = L.Hf * L.Wf;
     for (index_t c = c0; c < c1; ++c) {
@@ -466,8 +467,8 @@ struct ShiftedRunner {
         for (index_t pw = 0; pw < sw; ++pw) {
           const int s = L.slot[size_t(ph * sw + pw)];
           if (s < 0) continue;
-          float* d = xb + ((n * p.C + c) * L.P + s) * plane;
-          for (index_t r = 0; r < L.Hf; ++r, d += L.Wf) {
+          float* d = xb + ((n * p.C + c) * L.P + s) * plane + r0 * L.Wf;
+          for (index_t r = r0; r < r1; ++r, d += L.Wf) {
             const index_t ih = r * sh + ph - p.pad_t;
             if (ih < 0 || ih >= p.H)
               std::fill(d, d + L.Wf, 0.f);
@@ -505,13 +506,20 @@ struct ShiftedRunner {
       const index_t total = p.N * G * per_ng, slack = NR + 64;
       xpad.resize(total + slack);
       std::fill(xpad.data() + total, xpad.data() + total + slack, 0.f);
-      // ~32K floats of planes per fill job
+      // ~32K floats of planes per fill job: several channels, or for large
+      // planes (3-channel stems) bands of rows, so that few channels still
+      // split evenly across the threads.
       const index_t chunk =
           std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(plane * L.P, 1));
       const index_t per_img = (p.C + chunk - 1) / chunk;
-      run_jobs(p.N * per_img, [&](index_t job) {
-        const index_t n = job / per_img, c0 = (job % per_img) * chunk;
-        fill(p, L, x, xpad.data(), n, c0, std::min(p.C, c0 + chunk));
+      const index_t band = chunk > 1 ? L.Hf
+                                     : std::max<index_t>(1, (index_t(1) << 15) / (L.Wf * L.P));
+      const index_t nband = (L.Hf + band - 1) / band;
+      run_jobs(p.N * per_img * nband, [&](index_t job) {
+        const index_t r0 = job % nband * band, cj = job / nband;
+        const index_t n = cj / per_img, c0 = (cj % per_img) * chunk;
+        fill(p, L, x, xpad.data(), n, c0, std::min(p.C, c0 + chunk), r0,
+             std::min(L.Hf, r0 + band));
       });
       src = xpad.data();
     }
