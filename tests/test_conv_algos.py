@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -18,6 +16,7 @@ from hypothesis import strategies as st
 import convcore as cc
 from convcore import _core
 from convcore.functional import conv2d_fused, conv_algorithm
+from isa_subprocess import run_with_isa
 
 
 def ref_conv(x, w, b, stride, pads, dil, groups):
@@ -259,13 +258,7 @@ _ISA_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("isa", ["baseline", "avx2"])
 def test_lower_isas(isa):
-    if isa == "avx2" and cc.cpu_info()["isa"] not in ("avx2", "avx512"):
-        pytest.skip("this CPU has no AVX2+FMA")
-    env = dict(os.environ, CONVCORE_ISA=isa)
-    script = _ISA_SCRIPT.format(testdir=os.path.dirname(__file__), isa=isa)
-    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+    run_with_isa(_ISA_SCRIPT.format(testdir=os.path.dirname(__file__), isa=isa), isa)
 
 
 def test_concurrent_python_threads_and_thread_changes():

@@ -6,8 +6,6 @@ fallback of the lower ISAs in subprocesses; bad input."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -17,6 +15,7 @@ import convcore as cc
 from convcore import _core
 
 from reference import conv2d as ref_conv2d
+from isa_subprocess import run_with_isa
 
 INF = float("inf")
 
@@ -129,13 +128,7 @@ _ISA_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("isa", ["baseline", "avx2"])
 def test_lower_isas_run_the_two_convs(isa):
-    if isa == "avx2" and cc.cpu_info()["isa"] not in ("avx2", "avx512"):
-        pytest.skip("this CPU has no AVX2+FMA")
-    env = dict(os.environ, CONVCORE_ISA=isa)
-    script = _ISA_SCRIPT.format(testdir=os.path.dirname(__file__), isa=isa)
-    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+    run_with_isa(_ISA_SCRIPT.format(testdir=os.path.dirname(__file__), isa=isa), isa)
 
 
 def test_bad_input():

@@ -37,6 +37,24 @@ farray output_for(const convcore::Conv2dParams& p, const farray& x, py::object o
   return y;
 }
 
+// y = clamp(packed(x) + bias + residual) with the GIL released, into `out`
+// or a new array (PackedConv2d and PackedPwDw alike).
+template <typename Packed>
+farray run_packed(const Packed& pk, const convcore::Conv2dParams& p, const farray& x,
+                  py::object residual, py::object out, convcore::Epilogue e, const float* bias) {
+  farray y = output_for(p, x, out);
+  farray r;
+  const float* rp = residual_of(residual, y, r);
+  e.bias = bias;
+  const float* xp = x.data();
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    pk.run(p, xp, yp, e, rp);
+  }
+  return y;
+}
+
 convcore::ConvAlgo parse_algo(const std::string& s) {
   using convcore::ConvAlgo;
   for (ConvAlgo a : {ConvAlgo::Auto, ConvAlgo::Gemm1x1, ConvAlgo::Im2colGemm, ConvAlgo::Depthwise,
@@ -60,18 +78,7 @@ struct PyPackedConv2d {
   // channel range of a batch-1 Concat's output) instead of a new array.
   farray run(const farray& x, py::object residual, py::object out) const {
     auto p = conv_params_from("conv2d", shape_of(x), wshape, stride, pad, dil, groups);
-    farray y = output_for(p, x, out);
-    farray r;
-    const float* rp = residual_of(residual, y, r);
-    convcore::Epilogue e = ep;
-    e.bias = has_bias ? bias.data() : nullptr;
-    const float* xp = x.data();
-    float* yp = y.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      pk->run(p, xp, yp, e, rp);
-    }
-    return y;
+    return run_packed(*pk, p, x, residual, out, ep, has_bias ? bias.data() : nullptr);
   }
 };
 
@@ -96,19 +103,8 @@ struct PyPackedPwDw {
   }
 
   farray run(const farray& x, py::object residual, py::object out) const {
-    auto p = dw_params(shape_of(x));
-    farray y = output_for(p, x, out);
-    farray r;
-    const float* rp = residual_of(residual, y, r);
-    convcore::Epilogue e = ep;
-    e.bias = has_bias ? bias.data() : nullptr;
-    const float* xp = x.data();
-    float* yp = y.mutable_data();
-    {
-      py::gil_scoped_release nogil;
-      pk->run(p, xp, yp, e, rp);
-    }
-    return y;
+    return run_packed(*pk, dw_params(shape_of(x)), x, residual, out, ep,
+                      has_bias ? bias.data() : nullptr);
   }
 };
 
