@@ -221,11 +221,11 @@ class Conv(Op):
         geo = self._geo.get(shape)
         if geo is None:
             ws = self.w_shape
-            shape = self._dw_input_shape(shape)
-            nsp, s, p, d = self.params(shape, ws)
-            h = 1 if nsp == 1 else shape[2]
+            xs = self._dw_input_shape(shape)
+            nsp, s, p, d = self.params(xs, ws)
+            h = 1 if nsp == 1 else xs[2]
             oh = (h + p[0] + p[2] - d[0] * ((ws[2] if nsp == 2 else 1) - 1) - 1) // s[0] + 1
-            ow = (shape[-1] + p[1] + p[3] - d[1] * (ws[-1] - 1) - 1) // s[1] + 1
+            ow = (xs[-1] + p[1] + p[3] - d[1] * (ws[-1] - 1) - 1) // s[1] + 1
             geo = (nsp, oh, ow)
             if len(self._geo) > 64:
                 self._geo.clear()
