@@ -37,6 +37,18 @@ farray output_for(const convcore::Conv2dParams& p, const farray& x, py::object o
   return y;
 }
 
+// A packed conv's geometry, validated on a stand-in input just large enough
+// for the kernel (each run brings its own N, H, W).
+convcore::Conv2dParams packed_geometry(const std::vector<index_t>& ws,
+                                       const std::vector<index_t>& stride,
+                                       const std::vector<index_t>& pad,
+                                       const std::vector<index_t>& dil, index_t groups) {
+  const index_t dh = dil.size() == 2 ? std::max<index_t>(dil[0], 1) : 1;
+  const index_t dw = dil.size() == 2 ? std::max<index_t>(dil[1], 1) : 1;
+  const std::vector<index_t> xs = {1, ws[1] * groups, (ws[2] - 1) * dh + 1, (ws[3] - 1) * dw + 1};
+  return conv_params_from("conv2d", xs, ws, stride, pad, dil, groups);
+}
+
 // y = clamp(packed(x) + bias + residual) with the GIL released, into `out`
 // or a new array (PackedConv2d and PackedPwDw alike).
 template <typename Packed>
@@ -118,16 +130,11 @@ void bind_conv(py::module_& m) {
       .def(py::init([](const farray& w, py::object bias, std::vector<index_t> stride,
                        std::vector<index_t> pad, std::vector<index_t> dil, index_t groups,
                        float lo, float hi, const std::string& algo) {
-             const char* op = "conv2d";
              if (w.ndim() != 4)
                throw py::value_error("conv2d: weight must be 4-D (K, C/groups, kh, kw)");
              if (groups <= 0) throw py::value_error("conv2d: groups must be positive");
              auto ws = shape_of(w);
-             // A stand-in input just large enough to validate the geometry.
-             const index_t dh = dil.size() == 2 ? std::max<index_t>(dil[0], 1) : 1;
-             const index_t dw = dil.size() == 2 ? std::max<index_t>(dil[1], 1) : 1;
-             std::vector<index_t> xs = {1, ws[1] * groups, (ws[2] - 1) * dh + 1, (ws[3] - 1) * dw + 1};
-             auto p = conv_params_from(op, xs, ws, stride, pad, dil, groups);
+             auto p = packed_geometry(ws, stride, pad, dil, groups);
              auto a = parse_algo(algo);
              PyPackedConv2d o;
              o.stride = stride; o.pad = pad; o.dil = dil; o.wshape = ws; o.groups = groups;
@@ -173,12 +180,7 @@ void bind_conv(py::module_& m) {
              PyPackedPwDw o;
              o.stride = stride; o.pad = pad; o.dil = dil; o.wshape = shape_of(wd); o.cin = cin;
              o.ep.lo = lo; o.ep.hi = hi;
-             // A stand-in input just large enough to validate the geometry.
-             const index_t dh = dil.size() == 2 ? std::max<index_t>(dil[0], 1) : 1;
-             const index_t dw = dil.size() == 2 ? std::max<index_t>(dil[1], 1) : 1;
-             auto p = conv_params_from("conv2d", {1, E, (wd.shape(2) - 1) * dh + 1,
-                                                  (wd.shape(3) - 1) * dw + 1},
-                                       o.wshape, stride, pad, dil, E);
+             auto p = packed_geometry(o.wshape, stride, pad, dil, E);
              farray b1a;
              if (!b1.is_none()) {
                b1a = b1.cast<farray>();

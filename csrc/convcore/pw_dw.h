@@ -31,7 +31,6 @@ class PackedPwDw {
   // Whether run() takes the fused kernel for this depthwise geometry.
   bool fused_for(const Conv2dParams& dw) const;
   index_t in_channels() const { return cin_; }
-  const Conv2dParams& dw_geometry() const { return dw_.geometry(); }
 
  private:
   index_t E_, cin_, blk_;

@@ -62,9 +62,9 @@ bool winograd_preferred(const Conv2dParams& p) {
 // Its weights take 36 floats per channel pair (F(2x2): 16, direct: 9), so
 // only up to 128x128 channels: on ResNet-50's 256-channel layers it would
 // add 57 MB (peak RSS above onnxruntime's) for 2.5% of the run time.
-constexpr index_t kWinogradF4MaxCK = 128 * 128;
+bool winograd_f4_channels(const Conv2dParams& p) { return p.C * p.K <= 128 * 128; }
 bool winograd_f4_preferred(const Conv2dParams& p) {
-  return p.OW >= 14 && p.OH >= 14 && p.C * p.K <= kWinogradF4MaxCK;
+  return p.OW >= 14 && p.OH >= 14 && winograd_f4_channels(p);
 }
 // Width of the shifted GEMM's (padded, per-phase) input rows: wide enough
 // that every valid output's taps stay inside its own row. Its flat output
@@ -737,7 +737,7 @@ PackedConv2d::PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo al
   if (algo == ConvAlgo::Winograd3x3 || (algo == ConvAlgo::Auto && winograd_preferred(geom))) {
     pack_winograd(w, 2, a_);
     wino_ = 2;
-    if (algo != ConvAlgo::Auto || geom.C * geom.K > kWinogradF4MaxCK) std::vector<float>().swap(w_);
+    if (algo != ConvAlgo::Auto || !winograd_f4_channels(geom)) std::vector<float>().swap(w_);
     return;
   }
   if (algo == ConvAlgo::Winograd3x3F4) {

@@ -5,7 +5,6 @@
 #include "convcore/pw_dw.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "convcore/cpu/job_pool.h"
 #include "convcore/dispatch.h"
@@ -68,10 +67,7 @@ void PackedPwDw::run(const Conv2dParams& dw, const float* x, float* y, const Epi
   a.be = be_.data();
   a.e_lo = e_lo_;
   a.e_hi = e_hi_;
-  Epilogue ee;
-  ee.lo = e_lo_;
-  ee.hi = e_hi_;
-  a.e_clamp = ee.clamp();
+  a.e_clamp = Epilogue::clip(e_lo_, e_hi_).clamp();
   a.wd = dw_.weights();
   a.bd = ep.bias;
   a.y = y;
@@ -125,10 +121,8 @@ void PackedPwDw::run_unfused(const Conv2dParams& dw, const float* x, float* y, c
   pp.finalize("conv2d");
   AlignedFloats e;
   e.resize(pp.y_size());
-  Epilogue ee;
+  Epilogue ee = Epilogue::clip(e_lo_, e_hi_);
   ee.bias = be_.data();
-  ee.lo = e_lo_;
-  ee.hi = e_hi_;
   pw_->run(pp, x, e.data(), ee, nullptr);
   dw_.run(dw, e.data(), y, ep, residual);
 }

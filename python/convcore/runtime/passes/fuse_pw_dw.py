@@ -22,6 +22,12 @@ def _const(graph, name, ndim=None):
     return v
 
 
+def _bias_ok(graph, conv) -> bool:
+    """No bias, or a constant float32 vector."""
+    return not (len(conv.inputs) > 2 and conv.inputs[2]) or \
+        _const(graph, conv.inputs[2], 1) is not None
+
+
 def _pointwise_ok(graph, conv) -> bool:
     op = conv.op
     if op.post is not None or op.residual_index is not None or op.group != 1:
@@ -29,12 +35,10 @@ def _pointwise_ok(graph, conv) -> bool:
     w = _const(graph, conv.inputs[1], 4)
     if w is None or w.shape[2:] != (1, 1):
         return False
-    if len(conv.inputs) > 2 and conv.inputs[2] and _const(graph, conv.inputs[2], 1) is None:
+    if not _bias_ok(graph, conv):
         return False
     win = op.win
     if any(s != 1 for s in (win["strides"] or [1])):
-        return False
-    if win["auto_pad"] not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
         return False
     if win["auto_pad"] == "NOTSET" and any(p != 0 for p in (win["pads"] or [0])):
         return False
@@ -48,7 +52,7 @@ def _depthwise_ok(graph, conv, channels) -> bool:
         return False
     if w.shape[2] != w.shape[3] or w.shape[2] not in (3, 5):
         return False
-    if len(conv.inputs) > 2 and conv.inputs[2] and _const(graph, conv.inputs[2], 1) is None:
+    if not _bias_ok(graph, conv):
         return False
     win = op.win
     strides = list(win["strides"] or [1, 1])
