@@ -133,6 +133,10 @@ void gemm_block_flat(index_t kc, index_t mc, index_t j0, index_t j1, const float
     }
   }
   first[size_t(np)] = int(segs.size());
+  // Plain pointers from here: a thread_local touched inside the tile loop
+  // costs a __tls_get_addr call per tile, with all accumulators spilled.
+  const Seg* seg = segs.data();
+  const int* fst = first.data();
   // Row panels outer (sequential output streams; see gemm_block_shifted).
   for (index_t ir = 0; ir < mc; ir += kMR) {
     GemmTileOut o = out;
@@ -140,7 +144,7 @@ void gemm_block_flat(index_t kc, index_t mc, index_t j0, index_t j1, const float
     if (o.residual) o.residual += ir * o.ldr;
     const index_t mr = std::min<index_t>(kMR, mc - ir);
     for (index_t jp = 0; jp < np; ++jp) {
-      const int s0 = first[size_t(jp)], ns = first[size_t(jp + 1)] - s0;
+      const int s0 = fst[jp], ns = fst[jp + 1] - s0;
       if (ns == 0) continue;
       V acc[kMR][kNV];
       const ShiftedB B{base + j0 + jp * kNR, offs};
@@ -148,7 +152,7 @@ void gemm_block_flat(index_t kc, index_t mc, index_t j0, index_t j1, const float
         accumulate<kMR, kNV>(kc, Ap, ShiftedBPrefetch{B}, acc);
       else
         accumulate<kMR, kNV>(kc, Ap + ir * kc, B, acc);
-      store_segments<kMR, kNV>(acc, segs.data() + s0, ns, C + ir * ldc, ldc, o, mr);
+      store_segments<kMR, kNV>(acc, seg + s0, ns, C + ir * ldc, ldc, o, mr);
     }
   }
 }
