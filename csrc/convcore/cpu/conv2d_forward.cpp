@@ -455,19 +455,21 @@ struct ShiftedRunner {
     return L;
   }
 
-  // Zero-padded phase planes of channels [c0, c1) of image n, rows [r0, r1)
-  // of each phase plane.
-  static void fill(const Conv2dParams& p, const Layout& L, const float* x, float* xb, index_t n,
-                   index_t c0, index_t c1, index_t r0, index_t r1) {
+  // Zero-padded phase planes (`plane` floats apart, rows of L.Wf) of
+  // channels [c0, c1) of image n into dst (channel c0's first plane), phase
+  // rows [r0, r1), row r stored at row r - rbase of its plane.
+  static void fill(const Conv2dParams& p, const Layout& L, const float* x, float* dst,
+                   index_t plane, index_t n, index_t c0, index_t c1, index_t r0, index_t r1,
+                   index_t rbase) {
     const KernelTable& kt = kernels();
-    const index_t sh = p.stride_h, sw = p.stride_w, plane = L.Hf * L.Wf;
+    const index_t sh = p.stride_h, sw = p.stride_w;
     for (index_t c = c0; c < c1; ++c) {
       const float* xc = x + (n * p.C + c) * p.H * p.W;
       for (index_t ph = 0; ph < sh; ++ph)
         for (index_t pw = 0; pw < sw; ++pw) {
           const int s = L.slot[size_t(ph * sw + pw)];
           if (s < 0) continue;
-          float* d = xb + ((n * p.C + c) * L.P + s) * plane + r0 * L.Wf;
+          float* d = dst + ((c - c0) * L.P + s) * plane + (r0 - rbase) * L.Wf;
           for (index_t r = r0; r < r1; ++r, d += L.Wf) {
             const index_t ih = r * sh + ph - p.pad_t;
             if (ih < 0 || ih >= p.H)
@@ -486,8 +488,25 @@ struct ShiftedRunner {
     const index_t MR = pk.mr_, KC = pk.kc_, NR = kt.gemm_nr;
     const index_t Cg = p.Cg(), Kg = p.Kg(), G = p.groups, khw = p.kh * p.kw;
     const index_t rows = Cg * khw, ohw = p.OH * p.OW, hw = p.H * p.W;
-    const index_t plane = L.Hf * L.Wf, per_ng = Cg * L.P * plane;
     const index_t nflat = L.direct ? ohw : p.OH * L.Wf;
+    // B is read in place: a job's setup costs ~6 rows' worth, not the ~24
+    // of packing, so splits over columns win more often (2 threads: 14x14
+    // 1x1 layers 576->96 0.135 -> 0.116 ms, 672->112 0.179 -> 0.151; a 3x3
+    // stride-2 128x28x28 0.466 -> 0.437; interleaved A/B in one process).
+    const GemmJobs jobs(pk, p.N * G, nflat, NR, Kg, 6);
+    // Where the padded planes live. Local: each job fills the phase rows
+    // its columns read (its output rows plus the kernel's reach) into a
+    // per-thread buffer, which stays in that core's L1/L2; a shared copy
+    // of the whole input is written by one core and read by the other, and
+    // its fill measured ~20% of a SqueezeNet 3x3 layer at 2 threads (local:
+    // 1.16x there, stems 1.1x). Not where the rows of all channels outgrow
+    // half an L2 (ResNet-50's 128x56x56 stride-2 layer: 1 MB, 0.92x).
+    const index_t reach =
+        (p.kh - 1) * p.dil_h / p.stride_h * L.Wf + (p.kw - 1) * p.dil_w / p.stride_w;
+    const index_t lrows = std::min(L.Hf, (jobs.cpj * NR - 1 + reach + L.Wf - 1) / L.Wf + 1);
+    const bool local = !L.direct && Cg * L.P * lrows * L.Wf <= (index_t(512) << 10) / 4;
+    const index_t plane = (local ? lrows : L.Hf) * L.Wf;
+    const index_t per_ng = Cg * L.P * plane, slack = NR + 64;
     std::vector<index_t> offs(static_cast<size_t>(rows));
     for (index_t r = 0; r < rows; ++r) {
       const index_t c = r / khw, ki = (r % khw) / p.kw, kj = r % p.kw;
@@ -501,9 +520,9 @@ struct ShiftedRunner {
     }
     AlignedFloats xpad;
     const float* src = x;
-    if (!L.direct) {
+    if (!L.direct && !local) {
       // Slack past the last plane: whole NR panels read beyond nflat.
-      const index_t total = p.N * G * per_ng, slack = NR + 64;
+      const index_t total = p.N * G * per_ng;
       xpad.resize(total + slack);
       std::fill(xpad.data() + total, xpad.data() + total + slack, 0.f);
       // ~32K floats of planes per fill job: several channels, or for large
@@ -518,16 +537,11 @@ struct ShiftedRunner {
       run_jobs(p.N * per_img * nband, [&](index_t job) {
         const index_t r0 = job % nband * band, cj = job / nband;
         const index_t n = cj / per_img, c0 = (cj % per_img) * chunk;
-        fill(p, L, x, xpad.data(), n, c0, std::min(p.C, c0 + chunk), r0,
-             std::min(L.Hf, r0 + band));
+        fill(p, L, x, xpad.data() + n * p.C * L.P * plane + c0 * L.P * plane, plane, n, c0,
+             std::min(p.C, c0 + chunk), r0, std::min(L.Hf, r0 + band), 0);
       });
       src = xpad.data();
     }
-    // B is read in place: a job's setup costs ~6 rows' worth, not the ~24
-    // of packing, so splits over columns win more often (2 threads: 14x14
-    // 1x1 layers 576->96 0.135 -> 0.116 ms, 672->112 0.179 -> 0.151; a 3x3
-    // stride-2 128x28x28 0.466 -> 0.437; interleaved A/B in one process).
-    const GemmJobs jobs(pk, p.N * G, nflat, NR, Kg, 6);
     const index_t MC = jobs.MC, mpj = jobs.mpj;
     const float* A = pk.a_.data();
     const index_t* off = offs.data();
@@ -537,6 +551,16 @@ struct ShiftedRunner {
       const index_t ng = jb.ng, g = ng % G, n = ng / G, j0 = jb.j0, j1 = jb.j1, m0 = jb.m0,
                     m1 = jb.m1;
       const float* base = src + (L.direct ? (n * p.C + g * Cg) * hw : ng * per_ng);
+      if (local) {
+        // Rows [r0, r0 + lrows) of this group's planes; base is shifted so
+        // that flat column j still reads base + j + offs[k].
+        const index_t r0 = j0 / L.Wf, total = per_ng;
+        thread_local AlignedFloats lbuf;
+        if (lbuf.size < total + slack) lbuf.resize(total + slack);
+        fill(p, L, x, lbuf.data(), plane, n, g * Cg, (g + 1) * Cg, r0, r0 + plane / L.Wf, r0);
+        std::fill(lbuf.data() + total, lbuf.data() + total + slack, 0.f);
+        base = lbuf.data() - r0 * L.Wf;
+      }
       const index_t cbase = (n * p.K + g * Kg) * ohw;
       GemmTileOut o;
       o.clamp = ep.clamp();
