@@ -1,5 +1,6 @@
 #include "convcore/cpu/job_pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -16,10 +17,30 @@ namespace {
 
 std::atomic<int> g_holds{0};
 
+// Jobs are dealt in contiguous ranges, one per thread (the caller takes
+// range 0, worker i range i + 1), and a thread that runs out takes jobs
+// from the others' ranges. The drivers number jobs in spatial order, so on
+// a balanced run each core computes the same part of every layer's output
+// and reads its input mostly from its own cache.
+struct alignas(64) Range {
+  std::atomic<index_t> next{0};
+  index_t end = 0;
+};
+constexpr int kMaxRanges = 64;
+
 struct Batch {
   const std::function<void(index_t)>* f = nullptr;
   index_t n = 0;
-  std::atomic<index_t> next{0};
+  int nr = 1;  // ranges in use
+  Range r[kMaxRanges];
+  void deal(index_t jobs, int parts) {
+    n = jobs;
+    nr = std::max(1, std::min(parts, kMaxRanges));
+    for (int i = 0; i < nr; ++i) {
+      r[i].next.store(jobs * i / nr, std::memory_order_relaxed);
+      r[i].end = jobs * (i + 1) / nr;
+    }
+  }
 };
 
 class Pool {
@@ -30,7 +51,7 @@ class Pool {
     resize(threads - 1);
     Batch b;
     b.f = &f;
-    b.n = n;
+    b.deal(n, threads);
     {
       std::lock_guard<std::mutex> g(mu_);
       batch_ = &b;
@@ -40,7 +61,7 @@ class Pool {
     cv_.notify_all();
     {
       DenormalGuard dg;
-      work(b);
+      work(b, 0);
     }
     {
       // Close the batch: a worker that has not joined yet never will; wait
@@ -82,9 +103,11 @@ class Pool {
   }
 
  private:
-  static void work(Batch& b) {
-    for (index_t i = b.next.fetch_add(1); i < b.n; i = b.next.fetch_add(1)) {
-      (*b.f)(i);
+  // Own range first, then the others' in turn.
+  static void work(Batch& b, int me) {
+    for (int k = 0; k < b.nr; ++k) {
+      Range& r = b.r[(me + k) % b.nr];
+      for (index_t i = r.next.fetch_add(1); i < r.end; i = r.next.fetch_add(1)) (*b.f)(i);
     }
   }
 
@@ -105,7 +128,7 @@ class Pool {
         g.unlock();
         {
           DenormalGuard dg;
-          work(*b);
+          work(*b, id + 1);
         }
         g.lock();
         // (under mu_: a caller that saw active_ != 0 under it and went to

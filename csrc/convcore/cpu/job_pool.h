@@ -14,9 +14,11 @@
 namespace convcore {
 
 // Runs f(job) for every job in [0, n) on up to get_num_threads() threads,
-// each with FTZ/DAZ set. Which thread runs a job is not fixed, so a job's
-// result must not depend on it. Reentrant calls (another Python thread)
-// run serially on their caller.
+// each with FTZ/DAZ set. Thread t starts on the t-th contiguous range of
+// jobs (callers number jobs in spatial order, so consecutive layers keep
+// their rows on one core) and then helps with the others'; which thread
+// runs a job is not fixed, so a job's result must not depend on it.
+// Reentrant calls (another Python thread) run serially on their caller.
 void run_jobs(index_t n, const std::function<void(index_t)>& f);
 
 // While at least one hold is open, idle workers keep spinning (up to 20 ms
