@@ -555,29 +555,3 @@ def test_fused_forward_threads_agree():
     for a, b in zip(*out):
         np.testing.assert_array_equal(a, b)
 
-
-@pytest.mark.parametrize("k,s,pad,ceil", FUSED_CASES)
-@pytest.mark.parametrize("threads", [2, 3])
-def test_fused_forward_row_bands(k, s, pad, ceil, threads):
-    """With a few images the forward pools run as bands of output rows
-    across all channels (one job each): every band's rows, the padded copy
-    of its input rows (stride 1) and NaN on band borders give the
-    reference's result, for any thread count."""
-    from convcore import _core
-    rng = np.random.default_rng(17)
-    old = cc.get_num_threads()
-    try:
-        cc.set_num_threads(threads)
-        for shape in ((1, 8, 45, 47), (3, 4, 33, 40)):
-            x = rng.standard_normal(shape).astype(np.float32)
-            x[0, 1, 16, 5] = np.nan
-            x[-1, -1, shape[2] // 2, shape[3] - 1] = np.nan
-            y = _core.max_pool2d_forward(x, [k, k], [s, s], list(pad), [1, 1], ceil, False)
-            np.testing.assert_array_equal(y, ref_pool_fast(x, k, s, pad, ceil, True).astype(np.float32),
-                                          err_msg=f"max {shape}")
-            x = np.nan_to_num(x)
-            a = _core.avg_pool2d_forward(x, [k, k], [s, s], list(pad), ceil, False)
-            np.testing.assert_allclose(a, ref_pool_fast(x, k, s, pad, ceil, False), rtol=1e-5,
-                                       atol=1e-6, err_msg=f"avg {shape}")
-    finally:
-        cc.set_num_threads(old)

@@ -262,27 +262,6 @@ bool fused_forward(const Pool2dParams& p, const float* x, float* y, bool is_max)
   a.rows = rows.data();
   a.col_count = wc.data();
   const auto fn = kernels().pool_fwd_planes;
-  const int threads = get_num_threads();
-  const index_t total = p.N * p.C * p.H * p.W;
-  if (threads > 1 && p.N < 8 * threads && total >= (index_t(1) << 14)) {
-    // Few images: jobs are bands of output rows across all channels, in
-    // image-then-row order, the order in which the conv drivers number
-    // their jobs; with run_jobs dealing contiguous ranges, each core pools
-    // the rows the previous layer computed on it (in its cache). About 8
-    // jobs per thread, of at least 4K input floats.
-    const index_t want = (8 * index_t(threads) + p.N - 1) / p.N;
-    const index_t bands = std::max<index_t>(
-        1, std::min({p.OH, want, total / p.N / (index_t(1) << 12)}));
-    run_jobs(p.N * bands, [&](index_t j) {
-      const index_t n = j / bands, band = j % bands;
-      cpu::PoolFwdArgs b = a;
-      b.oh0 = p.OH * band / bands;
-      b.oh1 = p.OH * (band + 1) / bands;
-      DazOff daz(is_max);
-      fn(b, n * p.C, (n + 1) * p.C);
-    });
-    return true;
-  }
   for_plane_jobs(p.N * p.C, p.H * p.W, [&](index_t b, index_t e) {
     DazOff daz(is_max);
     fn(a, b, e);

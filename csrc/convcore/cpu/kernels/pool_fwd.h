@@ -30,7 +30,6 @@ struct PoolFwdArgs {
   bool is_max = true;
   const PoolRowTaps* rows = nullptr;  // OH entries
   const float* col_count = nullptr;   // avg: OW column factors of the divisor
-  index_t oh0 = 0, oh1 = -1;          // output rows computed (oh1 < 0: all)
 };
 
 inline bool pool_fwd_supported(index_t kw, index_t sw, index_t dh, index_t dw) {
@@ -38,7 +37,7 @@ inline bool pool_fwd_supported(index_t kw, index_t sw, index_t dh, index_t dw) {
 }
 
 #ifdef CONVCORE_ISA
-// Planes [nc0, nc1) of a.x -> a.y, rows [a.oh0, a.oh1) (this ISA's copy).
+// Planes [nc0, nc1) of a.x -> a.y (this ISA's copy).
 namespace CONVCORE_ISA {
 void pool_fwd_planes(const PoolFwdArgs& a, index_t nc0, index_t nc1);
 }

@@ -731,21 +731,13 @@ void fwd_planes(const PoolFwdArgs& a, index_t nc0, index_t nc1) {
   const bool pad_copy = SW == 1 && (in_lo > 0 || in_hi < OW) && H * W <= kPadCopyMaxFloats;
   const index_t Wp = std::max(pl + W, (OW - 1) * SW + KW) + kVW;
   std::vector<float> buf(pad_copy ? size_t(H * Wp) : 0, Op::ident());
-  const index_t oh0 = a.oh0, oh1 = a.oh1 < 0 ? OH : a.oh1;
-  // Input rows the band reads (the copy holds only those).
-  index_t ih_lo = H, ih_hi = 0;
-  for (index_t oh = oh0; oh < oh1; ++oh)
-    if (a.rows[oh].n > 0) {
-      ih_lo = std::min(ih_lo, a.rows[oh].ih0);
-      ih_hi = std::max(ih_hi, a.rows[oh].ih0 + a.rows[oh].n);
-    }
   for (index_t nc = nc0; nc < nc1; ++nc) {
     const float* xp = a.x + nc * H * W;
     float* yp = a.y + nc * OH * OW;
     if (pad_copy)  // (the identity columns were written once)
-      for (index_t ih = ih_lo; ih < ih_hi; ++ih)
+      for (index_t ih = 0; ih < H; ++ih)
         std::memcpy(buf.data() + ih * Wp + pl, xp + ih * W, size_t(W) * sizeof(float));
-    for (index_t oh = oh0; oh < oh1; ++oh) {
+    for (index_t oh = 0; oh < OH; ++oh) {
       const PoolRowTaps& t = a.rows[oh];
       float* yr = yp + oh * OW;
       if (t.n <= 0) {
