@@ -169,6 +169,25 @@ def test_threads_identical():
         cc.set_num_threads(old)
 
 
+
+def test_many_threads_same_result():
+    """The job pool deals one contiguous range of jobs per thread (at most 64
+    ranges); more threads than jobs or ranges, on any core count, still run
+    every job once."""
+    rng = np.random.default_rng(8)
+    x, w, b = rand(rng, 2, 32, 40, 40), rand(rng, 48, 32, 3, 3), rand(rng, 48)
+    old = cc.get_num_threads()
+    try:
+        cc.set_num_threads(1)
+        ref = [cc.conv2d(x, w, b, padding=1), cc.conv2d(x, w[:, :, :1, :1], b, stride=2)]
+        for t in (5, 64, 70):
+            cc.set_num_threads(t)
+            np.testing.assert_array_equal(cc.conv2d(x, w, b, padding=1), ref[0], err_msg=str(t))
+            np.testing.assert_array_equal(cc.conv2d(x, w[:, :, :1, :1], b, stride=2), ref[1],
+                                          err_msg=str(t))
+    finally:
+        cc.set_num_threads(old)
+
 def test_against_torch():
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
