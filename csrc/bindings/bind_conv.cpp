@@ -24,6 +24,17 @@ const float* residual_of(py::object residual, const farray& y, farray& hold) {
   return hold.data();
 }
 
+// An optional per-channel vector (`what` names it in the error): empty if
+// None, else a float32 array of shape (n,).
+farray channel_vector(py::object v, index_t n, const char* what) {
+  if (v.is_none()) return farray();
+  farray a = v.cast<farray>();
+  if (a.ndim() != 1 || a.shape(0) != n)
+    throw py::value_error(std::string("conv2d: ") + what + " must have shape (" +
+                          std::to_string(n) + ",)");
+  return a;
+}
+
 // y of shape [N, K, OH, OW]: a new array, or `out` checked for it.
 farray output_for(const convcore::Conv2dParams& p, const farray& x, py::object out) {
   if (out.is_none()) return empty({p.N, p.K, p.OH, p.OW});
@@ -139,12 +150,8 @@ void bind_conv(py::module_& m) {
              PyPackedConv2d o;
              o.stride = stride; o.pad = pad; o.dil = dil; o.wshape = ws; o.groups = groups;
              o.ep.lo = lo; o.ep.hi = hi;
-             if (!bias.is_none()) {
-               o.bias = bias.cast<farray>();
-               if (o.bias.ndim() != 1 || o.bias.shape(0) != p.K)
-                 throw py::value_error("conv2d: bias must have shape (" + std::to_string(p.K) + ",)");
-               o.has_bias = true;
-             }
+             o.bias = channel_vector(bias, p.K, "bias");
+             o.has_bias = !bias.is_none();
              convcore::check_conv_algo(p, a);
              const float* wp = w.data();
              {
@@ -181,18 +188,9 @@ void bind_conv(py::module_& m) {
              o.stride = stride; o.pad = pad; o.dil = dil; o.wshape = shape_of(wd); o.cin = cin;
              o.ep.lo = lo; o.ep.hi = hi;
              auto p = packed_geometry(o.wshape, stride, pad, dil, E);
-             farray b1a;
-             if (!b1.is_none()) {
-               b1a = b1.cast<farray>();
-               if (b1a.ndim() != 1 || b1a.shape(0) != E)
-                 throw py::value_error("conv2d: the 1x1 bias must have shape (" + std::to_string(E) + ",)");
-             }
-             if (!bd.is_none()) {
-               o.bias = bd.cast<farray>();
-               if (o.bias.ndim() != 1 || o.bias.shape(0) != E)
-                 throw py::value_error("conv2d: bias must have shape (" + std::to_string(E) + ",)");
-               o.has_bias = true;
-             }
+             const farray b1a = channel_vector(b1, E, "the 1x1 bias");
+             o.bias = channel_vector(bd, E, "bias");
+             o.has_bias = !bd.is_none();
              const float* w1p = w1.data();
              const float* b1p = b1.is_none() ? nullptr : b1a.data();
              const float* wdp = wd.data();
