@@ -554,4 +554,3 @@ def test_fused_forward_threads_agree():
         cc.set_num_threads(old)
     for a, b in zip(*out):
         np.testing.assert_array_equal(a, b)
-

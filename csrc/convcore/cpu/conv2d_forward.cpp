@@ -158,7 +158,8 @@ Split choose_split(index_t ng, index_t panels, index_t mpanels, index_t NR, inde
       const index_t jobs = ng * cb * mb;
       const index_t rounds = (jobs + T - 1) / T;
       const index_t cols = (panels + cb - 1) / cb * NR, rows = (mpanels + mb - 1) / mb * MR;
-      // Dynamic claiming (run_jobs) balances best with a few jobs per thread.
+      // Stealing at the ends of the dealt ranges (run_jobs) balances best
+      // with a few jobs per thread.
       const double few = jobs < 4 * T && cols > 4 * NR ? 1.15 : 1.0;
       const double cost = few * double(rounds) * cols * (rows + pack_rows) + 1e-3 * double(jobs);
       if (cost < best_cost) { best_cost = cost; best = {cb, mb}; }
@@ -569,11 +570,11 @@ struct ShiftedRunner {
       if (local) {
         // Rows [r0, r0 + lrows) of this group's planes; base is shifted so
         // that flat column j still reads base + j + offs[k].
-        const index_t r0 = j0 / L.Wf, total = per_ng;
+        const index_t r0 = j0 / L.Wf;
         thread_local AlignedFloats lbuf;
-        if (lbuf.size < total + slack) lbuf.resize(total + slack);
-        fill(p, L, x, lbuf.data(), plane, n, g * Cg, (g + 1) * Cg, r0, r0 + plane / L.Wf, r0);
-        std::fill(lbuf.data() + total, lbuf.data() + total + slack, 0.f);
+        if (lbuf.size < per_ng + slack) lbuf.resize(per_ng + slack);
+        fill(p, L, x, lbuf.data(), plane, n, g * Cg, (g + 1) * Cg, r0, r0 + lrows, r0);
+        std::fill(lbuf.data() + per_ng, lbuf.data() + per_ng + slack, 0.f);
         base = lbuf.data() - r0 * L.Wf;
       }
       const index_t cbase = (n * p.K + g * Kg) * ohw;
