@@ -25,6 +25,10 @@
 #include "convcore/im2col.h"
 #include "convcore/parallel.h"
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 namespace convcore {
 
 const char* conv_algo_name(ConvAlgo a) {
@@ -418,19 +422,58 @@ struct SmallPlaneRunner {
         kt.gemm_block_rows7(kc, nj, cw, A, Bt + g * npad * rows + p0 * npad + c0 * kc,
                             Ct.data(), cw, o);
       }
-      const bool clamp = ep.clamp();
-      for (index_t k = 0; k < cw; ++k) {
-        const index_t off = (n * p.K + g * Kg + c0 + k) * ohw + j0;
-        const float b = ep.bias ? ep.bias[g * Kg + c0 + k] : 0.f;
-        float* yk = y + off;
-        const float* src = Ct.data() + k;
-        for (index_t j = 0; j < nj; ++j) yk[j] = src[j * cw] + b;
-        if (residual)
-          for (index_t j = 0; j < nj; ++j) yk[j] += residual[off + j];
-        if (clamp)
-          for (index_t j = 0; j < nj; ++j) yk[j] = std::min(std::max(yk[j], ep.lo), ep.hi);
-      }
+      store_transposed(Ct.data(), cw, nj, y + (n * p.K + g * Kg + c0) * ohw + j0,
+                       residual ? residual + (n * p.K + g * Kg + c0) * ohw + j0 : nullptr, ohw,
+                       ep.bias ? ep.bias + g * Kg + c0 : nullptr, ep);
     });
+  }
+
+  // y[k][j] = epilogue(Ct[j][k]) for nj pixels x cw channels (y rows `ld`
+  // apart), in blocks of 16 channels (one cache line of a Ct row) with the
+  // pixels inner. Channel by channel, the nj rows read (cw floats apart: 4
+  // KB for 1024 channels) share few L1 sets and evict each other before the
+  // next channel reuses them: that loop was 22% of a 512->2048 7x7 layer
+  // (perf). SSE: 4x4 register transposes. 2 threads, 7x7 planes, A/B in
+  // alternating processes: 512->2048 0.60 -> 0.49 ms, 320->1280 0.20 ->
+  // 0.19, 1024->2048 stride 2 1.12 -> 1.06; 2048->512 level.
+  static void store_transposed(const float* Ct, index_t cw, index_t nj, float* y,
+                               const float* residual, index_t ld, const float* bias,
+                               const Epilogue& ep) {
+    const bool clamp = ep.clamp();
+    auto one = [&](index_t k, index_t j) {
+      float v = Ct[j * cw + k] + (bias ? bias[k] : 0.f);
+      if (residual) v += residual[k * ld + j];
+      if (clamp) v = std::min(std::max(v, ep.lo), ep.hi);
+      y[k * ld + j] = v;
+    };
+    for (index_t k0 = 0; k0 < cw; k0 += 16) {
+      const index_t kb = std::min<index_t>(16, cw - k0);
+      index_t j = 0;
+#if defined(__SSE2__)
+      const index_t kb4 = kb / 4 * 4;
+      const __m128 lo = _mm_set1_ps(ep.lo), hi = _mm_set1_ps(ep.hi);
+      for (; j + 4 <= nj; j += 4) {
+        for (index_t i = 0; i < kb4; i += 4) {
+          const index_t k = k0 + i;
+          __m128 r0 = _mm_loadu_ps(Ct + j * cw + k), r1 = _mm_loadu_ps(Ct + (j + 1) * cw + k),
+                 r2 = _mm_loadu_ps(Ct + (j + 2) * cw + k), r3 = _mm_loadu_ps(Ct + (j + 3) * cw + k);
+          _MM_TRANSPOSE4_PS(r0, r1, r2, r3);  // r_t: channel k + t, pixels j..j+3
+          __m128 r[4] = {r0, r1, r2, r3};
+          for (index_t t = 0; t < 4; ++t) {
+            __m128 v = r[t];
+            if (bias) v = _mm_add_ps(v, _mm_set1_ps(bias[k + t]));
+            if (residual) v = _mm_add_ps(v, _mm_loadu_ps(residual + (k + t) * ld + j));
+            if (clamp) v = _mm_min_ps(_mm_max_ps(v, lo), hi);
+            _mm_storeu_ps(y + (k + t) * ld + j, v);
+          }
+        }
+        for (index_t i = kb4; i < kb; ++i)
+          for (index_t jj = j; jj < j + 4; ++jj) one(k0 + i, jj);
+      }
+#endif
+      for (; j < nj; ++j)
+        for (index_t i = 0; i < kb; ++i) one(k0 + i, j);
+    }
   }
 };
 
