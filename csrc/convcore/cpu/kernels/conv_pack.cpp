@@ -59,14 +59,24 @@ void pack_b_t(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, in
   float* line = line_buf.data();
   std::fill(line + nc, line + ncp, 0.f);
   const index_t khw = p.kh * p.kw, sw = p.stride_w;
+  const index_t oh0 = j0 / p.OW, ow0 = j0 % p.OW;
+  // Row p0 + k = (c, ki, kj), stepped without a division per row (they
+  // cost as much as copying a 7x7 plane's row).
+  index_t c = p0 / khw, ki = p0 % khw / p.kw, kj = p0 % p.kw;
   for (index_t k = 0; k < kc; ++k) {
-    const index_t r = p0 + k, c = r / khw, ki = (r % khw) / p.kw, kj = r % p.kw;
+    if (k > 0 && ++kj == p.kw) {
+      kj = 0;
+      if (++ki == p.kh) {
+        ki = 0;
+        ++c;
+      }
+    }
     const float* xc = xg + c * hw;
     const index_t off_w = kj * p.dil_w - p.pad_l;
     // ow whose tap iw = ow*sw + off_w lies inside [0, W)
     const index_t a = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
     const index_t b = p.W - off_w <= 0 ? 0 : (p.W - off_w - 1) / sw + 1;
-    index_t jj = 0, oh = j0 / p.OW, ow = j0 % p.OW;
+    index_t jj = 0, oh = oh0, ow = ow0;
     while (jj < nc) {
       const index_t seg = std::min(p.OW - ow, nc - jj);
       const index_t ih = oh * p.stride_h - p.pad_t + ki * p.dil_h;
