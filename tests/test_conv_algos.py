@@ -58,7 +58,7 @@ CASES = [
     (1, 16, 9, 11, 24, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1),     # 1x1, cols not /NR
     (2, 13, 7, 5, 13, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),      # 1x1 stride 2, odd K
     (1, 8, 6, 6, 8, 1, 1, (1, 1), (1, 0, 2, 1), (1, 1), 1),        # 1x1 with padding
-    (1, 40, 10, 9, 17, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # 3x3, K rows > one k block
+    (1, 48, 10, 9, 17, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # 3x3, 432 rows: two k blocks
     (2, 300, 5, 7, 33, 3, 3, (1, 1), (0, 1, 2, 1), (1, 1), 1),     # 3x3 C > one k block, odd out
     (1, 32, 30, 29, 40, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),    # 3x3 several tile rows
     (2, 6, 12, 13, 10, 3, 3, (2, 2), (1, 1, 1, 1), (1, 1), 1),     # 3x3 stride 2
@@ -87,6 +87,8 @@ CASES = [
     (1, 64, 21, 37, 70, 3, 3, (1, 1), (1, 0, 2, 1), (1, 1), 1),    # Winograd F(4x4) by auto
     (3, 64, 6, 7, 96, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # weights > input: channel blocks outer
     (2, 96, 9, 15, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # F(2x2) by auto (9 rows)
+    (1, 36, 10, 9, 17, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # 324 rows: one long k block
+    (1, 288, 6, 6, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1),     # Winograd, C in one long block
 ]
 
 
@@ -205,7 +207,7 @@ def test_packed_bad_input():
         _core.PackedConv2d(w, b[:3], [1, 1], [1, 1, 1, 1], [1, 1], 1, -math.inf, math.inf, "auto")
     with pytest.raises(ValueError):
         _core.PackedConv2d(w, b, [1, 1], [1, 1, 1, 1], [1, 1], 1, -math.inf, math.inf, "gemm1x1")
-    y = pk.run(np.zeros((0, 40, 10, 9), np.float32))
+    y = pk.run(np.zeros((0, 48, 10, 9), np.float32))
     assert y.shape == (0, 17, 10, 9)
 
 
