@@ -567,7 +567,8 @@ struct ShiftedRunner {
     const index_t plane = (local ? lrows : L.Hf) * L.Wf;
     const index_t per_ng = Cg * L.P * plane, slack = NR + 64;
     // B row r = (c, tap): each tap's offset in its phase plane once, then
-    // per channel (divisions per row were ~3 us per call on a 960-row 1x1).
+    // per channel, not four divisions per row (1.01-1.02x on SqueezeNet's
+    // 3x3 layers at 2 threads).
     std::vector<index_t> offs(static_cast<size_t>(rows));
     if (L.direct) {
       for (index_t r = 0; r < rows; ++r) offs[size_t(r)] = r * hw;

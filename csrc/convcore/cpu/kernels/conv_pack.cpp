@@ -60,8 +60,8 @@ void pack_b_t(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, in
   std::fill(line + nc, line + ncp, 0.f);
   const index_t khw = p.kh * p.kw, sw = p.stride_w;
   const index_t oh0 = j0 / p.OW, ow0 = j0 % p.OW;
-  // Row p0 + k = (c, ki, kj), stepped without a division per row (they
-  // cost as much as copying a 7x7 plane's row).
+  // Row p0 + k = (c, ki, kj), stepped: no divisions per row, whose cost is
+  // not small next to copying a short (7x7 plane) row.
   index_t c = p0 / khw, ki = p0 % khw / p.kw, kj = p0 % p.kw;
   for (index_t k = 0; k < kc; ++k) {
     if (k > 0 && ++kj == p.kw) {
