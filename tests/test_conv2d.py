@@ -169,7 +169,6 @@ def test_threads_identical():
         cc.set_num_threads(old)
 
 
-
 def test_many_threads_same_result():
     """The job pool deals one contiguous range of jobs per thread (at most 64
     ranges); more threads than jobs or ranges, on any core count, still run
@@ -187,6 +186,7 @@ def test_many_threads_same_result():
                                           err_msg=str(t))
     finally:
         cc.set_num_threads(old)
+
 
 def test_against_torch():
     torch = pytest.importorskip("torch")

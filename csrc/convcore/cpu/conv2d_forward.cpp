@@ -250,6 +250,15 @@ inline bool weights_outer(const Conv2dParams& p, index_t weight_floats) {
   return weight_floats > p.N * p.C * p.H * p.W;
 }
 
+// Job number -> (image or image-group, column block, channel block) of a
+// driver with `ng` images x `cb` column blocks x `mb` channel blocks, in the
+// order weights_outer chose.
+struct JobCoord { index_t ng, cbi, mbi; };
+inline JobCoord job_coord(index_t job, index_t ng, index_t cb, index_t mb, bool wouter) {
+  if (wouter) return {job / cb % ng, job % cb, job / (ng * cb)};
+  return {job / (mb * cb), job / mb % cb, job % mb};
+}
+
 // The jobs of a packed-weight conv GEMM (implicit and shifted): per image-
 // group, blocks of output columns (NR-wide panels) x blocks of output
 // channels (MR-row panels), sized by choose_split; MC rows per A block.
@@ -278,14 +287,12 @@ struct GemmJobs {
   }
 
   Job at(index_t job) const {
-    const index_t per_mb = count / mb;  // image-groups x column blocks
-    const index_t mbi = wouter ? job / per_mb : job % mb;
-    const index_t cbi = wouter ? job % cb : job / mb % cb;
+    const JobCoord c = job_coord(job, count / (cb * mb), cb, mb, wouter);
     Job j;
-    j.ng = wouter ? job % per_mb / cb : job / (mb * cb);
-    j.j0 = cbi * cpj * NR;
+    j.ng = c.ng;
+    j.j0 = c.cbi * cpj * NR;
     j.j1 = std::min(ncols, j.j0 + cpj * NR);
-    j.m0 = mbi * mpj * MR;
+    j.m0 = c.mbi * mpj * MR;
     j.m1 = std::min(Kg, j.m0 + mpj * MR);
     return j;
   }
@@ -784,11 +791,10 @@ struct WinogradRunner {
       thread_local AlignedFloats V, M;
       if (V.size < npts * std::min(KC, C) * ntp_max) V.resize(npts * std::min(KC, C) * ntp_max);
       if (M.size < npts * mpj * MR * ntp_max) M.resize(npts * mpj * MR * ntp_max);
-      const index_t mbi = wouter ? job / (p.N * cb) : job % mb;
-      const index_t cbi = wouter ? job % cb : job / mb % cb;
-      const index_t n = wouter ? job / cb % p.N : job / (mb * cb);
-      const index_t th0 = cbi * rpj, th1 = std::min(TH, th0 + rpj);
-      const index_t m0 = mbi * mpj * MR, m1 = std::min(K, m0 + mpj * MR);
+      const JobCoord jc = job_coord(job, p.N, cb, mb, wouter);
+      const index_t n = jc.ng;
+      const index_t th0 = jc.cbi * rpj, th1 = std::min(TH, th0 + rpj);
+      const index_t m0 = jc.mbi * mpj * MR, m1 = std::min(K, m0 + mpj * MR);
       if (m0 >= m1) return;
       const index_t nt = (th1 - th0) * TW, ntp = (nt + NR - 1) / NR * NR, mc = m1 - m0;
       const float* xg = x + n * C * p.H * p.W;
