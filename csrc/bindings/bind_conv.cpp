@@ -4,15 +4,12 @@
 #include "convcore/conv2d_packed.h"
 #include "convcore/pw_dw.h"
 #include "ndarray.h"
+#include "packed_conv.h"
 #include "params_from_py.h"
 
 namespace convcore_py {
 
 namespace {
-
-std::vector<index_t> shape_of(const farray& a) {
-  return std::vector<index_t>(a.shape(), a.shape() + a.ndim());
-}
 
 // The residual's data (null for None), checked against y's shape; `hold`
 // keeps the converted array alive for the call.
@@ -87,50 +84,32 @@ convcore::ConvAlgo parse_algo(const std::string& s) {
   throw py::value_error("conv2d: unknown algorithm '" + s + "'");
 }
 
-// A conv with its weights packed once (the runner's path). Geometry is
-// fixed at construction; each run() takes an input of any N, H, W.
-struct PyPackedConv2d {
-  std::shared_ptr<convcore::PackedConv2d> pk;
-  std::vector<index_t> stride, pad, dil, wshape;
-  index_t groups;
-  farray bias;
-  bool has_bias = false;
-  convcore::Epilogue ep;
+}  // namespace
 
-  // out: write y there (a C-contiguous float32 array of y's shape, e.g. a
-  // channel range of a batch-1 Concat's output) instead of a new array.
-  farray run(const farray& x, py::object residual, py::object out) const {
-    auto p = conv_params_from("conv2d", shape_of(x), wshape, stride, pad, dil, groups);
-    return run_packed(*pk, p, x, residual, out, ep, has_bias ? bias.data() : nullptr);
-  }
-};
+farray PyPackedConv2d::run(const farray& x, py::object residual, py::object out) const {
+  return run_packed(*pk, params_for(shape_of(x)), x, residual, out, ep, bias_ptr);
+}
 
-// A 1x1 conv feeding a depthwise conv, run as one (convcore/pw_dw.h).
-struct PyPackedPwDw {
-  std::shared_ptr<convcore::PackedPwDw> pk;
-  std::vector<index_t> stride, pad, dil, wshape;  // the depthwise conv's
-  index_t cin = 0;
-  farray bias;
-  bool has_bias = false;
-  convcore::Epilogue ep;
+convcore::Conv2dParams PyPackedConv2d::params_for(const Shape& xs) const {
+  return conv_params_from("conv2d", xs, wshape, stride, pad, dil, groups);
+}
 
-  convcore::Conv2dParams dw_params(const std::vector<index_t>& xs) const {
-    if (xs.size() != 4)
-      throw py::value_error("conv2d: input must be 4-D (N, C, H, W), got " +
-                            std::to_string(xs.size()) + "-D");
-    if (xs[1] != cin)
-      throw py::value_error("conv2d: input has " + std::to_string(xs[1]) +
-                            " channels, the fused 1x1 + depthwise expects " + std::to_string(cin));
-    std::vector<index_t> es = {xs[0], wshape[0], xs[2], xs[3]};
-    return conv_params_from("conv2d", es, wshape, stride, pad, dil, wshape[0]);
-  }
+convcore::Conv2dParams PyPackedPwDw::params_for(const Shape& xs) const {
+  if (xs.size() != 4)
+    throw py::value_error("conv2d: input must be 4-D (N, C, H, W), got " +
+                          std::to_string(xs.size()) + "-D");
+  if (xs[1] != cin)
+    throw py::value_error("conv2d: input has " + std::to_string(xs[1]) +
+                          " channels, the fused 1x1 + depthwise expects " + std::to_string(cin));
+  std::vector<index_t> es = {xs[0], wshape[0], xs[2], xs[3]};
+  return conv_params_from("conv2d", es, wshape, stride, pad, dil, wshape[0]);
+}
 
-  farray run(const farray& x, py::object residual, py::object out) const {
-    return run_packed(*pk, dw_params(shape_of(x)), x, residual, out, ep,
-                      has_bias ? bias.data() : nullptr);
-  }
-};
+farray PyPackedPwDw::run(const farray& x, py::object residual, py::object out) const {
+  return run_packed(*pk, params_for(shape_of(x)), x, residual, out, ep, bias_ptr);
+}
 
+namespace {
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -152,6 +131,7 @@ void bind_conv(py::module_& m) {
              o.ep.lo = lo; o.ep.hi = hi;
              o.bias = channel_vector(bias, p.K, "bias");
              o.has_bias = !bias.is_none();
+             o.bias_ptr = o.has_bias ? o.bias.data() : nullptr;
              convcore::check_conv_algo(p, a);
              const float* wp = w.data();
              {
@@ -191,6 +171,7 @@ void bind_conv(py::module_& m) {
              const farray b1a = channel_vector(b1, E, "the 1x1 bias");
              o.bias = channel_vector(bd, E, "bias");
              o.has_bias = !bd.is_none();
+             o.bias_ptr = o.has_bias ? o.bias.data() : nullptr;
              const float* w1p = w1.data();
              const float* b1p = b1.is_none() ? nullptr : b1a.data();
              const float* wdp = wd.data();
@@ -206,7 +187,7 @@ void bind_conv(py::module_& m) {
       .def("run", &PyPackedPwDw::run, py::arg("x"), py::arg("residual") = py::none(),
            py::arg("out") = py::none())
       .def("algo", [](const PyPackedPwDw& o, const std::vector<index_t>& xs) {
-        return std::string(o.pk->fused_for(o.dw_params(xs)) ? "pw_dw_fused"
+        return std::string(o.pk->fused_for(o.params_for(xs)) ? "pw_dw_fused"
                                                             : "gemm1x1+depthwise_direct");
       }, py::arg("x_shape"))
       .def_property_readonly("in_channels", [](const PyPackedPwDw& o) { return o.cin; });

@@ -3,6 +3,7 @@
 namespace convcore_py {
 void bind_train(py::module_& m);  // bind_train.cpp
 void bind_gemm(py::module_& m);   // bind_gemm.cpp
+void bind_chain(py::module_& m);  // bind_chain.cpp
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -16,5 +17,6 @@ PYBIND11_MODULE(_core, m) {
   convcore_py::bind_activation(m);
   convcore_py::bind_train(m);
   convcore_py::bind_gemm(m);
+  convcore_py::bind_chain(m);
   convcore_py::bind_cuda(m);
 }

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from . import native_chain
 from .cuda_ops import to_host
 from .errors import node_label
 
@@ -18,18 +19,21 @@ _ERRORS = (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, Overf
 
 
 def run_nodes(graph, free_after, env: dict, timings: list | None = None) -> dict:
-    """timings: if a list, gets the seconds each node took (profiling)."""
+    """timings: if a list, gets the seconds each node took (profiling; every
+    node then runs through its own op, no native chains)."""
+    steps, chained = _steps(graph, free_after)
     with np.errstate(all="ignore"):   # inf/nan follow IEEE as in onnxruntime
-        return _run(_steps(graph, free_after), env, timings)
+        return _run(steps if timings is not None else chained, env, timings)
 
 
 def _steps(graph, free_after):
     """Per node, what a run needs, worked out once per (graph, memory plan):
     the op's entry point, input names without trailing omitted ones, output
     names, how many outputs must come back, values to free after. Cached on
-    the graph (ops and plans do not change after session creation)."""
+    the graph (ops and plans do not change after session creation), with the
+    same list where runs of kernel nodes became native chains."""
     cached = getattr(graph, "_steps", None)
-    if cached is not None and cached[0] is free_after:
+    if cached is not None and cached[0] is free_after and cached[2] == native_chain.ENABLED:
         return cached[1]
     mixed = graph.device != "cpu"
     steps = []
@@ -45,13 +49,18 @@ def _steps(graph, free_after):
         host = mixed and not node.on_device   # a host node of a GPU session
         steps.append((node, fn, uses_env, tuple(ins), tuple(node.outputs), need,
                       tuple(frees), host))
-    graph._steps = (free_after, steps)
-    return steps
+    both = (steps, native_chain.build_chain_steps(graph, free_after, steps))
+    graph._steps = (free_after, both, native_chain.ENABLED)
+    return both
 
 
 def _run(steps, env, timings):
     clock = time.perf_counter if timings is not None else None
-    for node, fn, uses_env, ins, outs_names, need, frees, host in steps:
+    for step in steps:
+        if type(step) is native_chain.ChainStep:
+            step.run(env, _run)
+            continue
+        node, fn, uses_env, ins, outs_names, need, frees, host = step
         t0 = clock() if clock else 0.0
         args = [env[name] if name else None for name in ins]
         if host:
