@@ -744,6 +744,40 @@ const float* PackedConv2d::transposed_weights() const {
 
 // Winograd F(m x m, 3x3), m = pk.wino_ (2 or 4): (m+2)^2 GEMMs per job over
 // the transformed weights, between the input and output transforms.
+// Tile rows per Winograd job. About 64 tiles per job where that gives
+// every thread several jobs; else the split of each image's TH rows of TW
+// tiles (up to 128 tiles a job) whose slowest thread, jobs being dealt in
+// contiguous ranges (run_jobs), has the least GEMM work, counted in whole
+// NR-column panels (21 tiles fill a 32-wide panel as 28 do) plus half a
+// panel per job. 2 threads, ResNet-50: its 49-tile layers went from 4 jobs
+// (rows 6 + 1, each for half the channels, so every input transform done
+// twice) to 2 jobs of 4 and 3 rows, the 196-tile ones from rows 4+4+4+2 to
+// 7+7.
+index_t winograd_rows(index_t N, index_t TH, index_t TW, index_t NR, index_t T) {
+  const index_t rpj0 = std::max<index_t>(1, 64 / std::max<index_t>(TW, 1));
+  if (N * ((TH + rpj0 - 1) / rpj0) >= 4 * T) return rpj0;
+  const index_t cap = std::min(TH, std::max(rpj0, 128 / std::max<index_t>(TW, 1)));
+  index_t best = std::min(TH, rpj0);
+  double best_cost = 1e300;
+  for (index_t rpj = 1; rpj <= cap; ++rpj) {
+    const index_t cb = (TH + rpj - 1) / rpj, jobs = N * cb;
+    double slowest = 0;
+    for (index_t t = 0; t < T; ++t) {
+      double c = 0;
+      for (index_t j = jobs * t / T; j < jobs * (t + 1) / T; ++j) {
+        const index_t rows = std::min(rpj, TH - (j % cb) * rpj);
+        c += double((rows * TW + NR - 1) / NR * NR) + 0.5 * double(NR);
+      }
+      slowest = std::max(slowest, c);
+    }
+    if (slowest < best_cost * (1 - 1e-9)) {
+      best_cost = slowest;
+      best = rpj;
+    }
+  }
+  return best;
+}
+
 struct WinogradRunner {
   static void run(const PackedConv2d& pk, ConvAlgo algo, const Conv2dParams& p, const float* x,
                   float* y, const Epilogue& ep, const float* residual) {
@@ -756,20 +790,15 @@ struct WinogradRunner {
     auto output = m == 4 ? kt.winograd4_output : kt.winograd_output;
     const index_t MR = pk.mr_, KC = pk.kc_, K = p.K, C = p.C;
     const index_t TH = (p.OH + m - 1) / m, TW = (p.OW + m - 1) / m, ohw = p.OH * p.OW;
-    // Jobs: blocks of whole tile rows (about 64 tiles) x blocks of output
-    // channels, enough of them to feed every thread (1 thread: one job per
-    // image and row block). First channel blocks up to one job per thread
-    // (each repeats the input transform, ~1/C of the GEMM work; keeping whole
-    // tile rows keeps the GEMM panels full: a 128x28x28 F(4x4) layer ran
-    // 0.94-1.01 -> 0.85 ms on 2 threads), then smaller tile-row blocks (down
-    // to ~16 tiles), then more channel blocks, towards two jobs per thread.
+    // Jobs: blocks of whole tile rows x blocks of output channels. The row
+    // blocks (winograd_rows) come first; channel blocks only where there are
+    // fewer row blocks than threads, since each one repeats the input
+    // transform of its tiles (a third of a layer's time at 256 channels).
     const index_t T = get_num_threads();
-    index_t rpj = std::max<index_t>(1, 64 / TW);
+    const index_t rpj = winograd_rows(p.N, TH, TW, kt.gemm_nr, T);
     const index_t mpanels0 = pk.mpad_ / MR;
     index_t mb = 1;
     while (T > 1 && p.N * ((TH + rpj - 1) / rpj) * mb < T && mb * 2 <= mpanels0) ++mb;
-    while (T > 1 && p.N * ((TH + rpj - 1) / rpj) * mb < 2 * T && rpj > 1 && (rpj - 1) * TW >= 16)
-      --rpj;
     // Narrow GEMM panels when a job's tiles would leave wide ones >20% empty
     // (7x7 outputs: 16 tiles in a 32-wide panel).
     index_t NR = kt.gemm_nr;
@@ -782,9 +811,7 @@ struct WinogradRunner {
       }
     }
     const index_t cb = (TH + rpj - 1) / rpj;
-    const index_t mpanels = mpanels0;
-    while (T > 1 && p.N * cb * mb < 2 * T && mb < mpanels) ++mb;
-    const index_t mpj = (mpanels + mb - 1) / mb;
+    const index_t mpj = (mpanels0 + mb - 1) / mb;
     const index_t ntp_max = (rpj * TW + NR - 1) / NR * NR;
     const bool wouter = weights_outer(p, npts * K * C);
     run_jobs(p.N * cb * mb, [&](index_t job) {
