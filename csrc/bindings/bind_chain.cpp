@@ -1,5 +1,5 @@
 // _core.NativeChain: a run of the ONNX runner's nodes (packed convs, pools,
-// in-place concats) executed in one call, the GIL released once, values in
+// in-place concats, the classifier's Flatten and Gemm) executed in one call, the GIL released once, values in
 // between never becoming Python objects.
 //
 // Why: between two kernels the Python executor spends ~5-10 us per node
@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "convcore/gemm.h"
 #include "convcore/pool.h"
 #include "ndarray.h"
 #include "packed_conv.h"
@@ -52,7 +53,7 @@ std::shared_ptr<float> allocate(const Shape& shape, const char* op) {
   return std::shared_ptr<float>(p, [](float* q) { std::free(q); });
 }
 
-enum class Kind { Conv, PwDw, MaxPool, AvgPool, GlobalAvg, GlobalMax, Concat };
+enum class Kind { Conv, PwDw, MaxPool, AvgPool, GlobalAvg, GlobalMax, Concat, Flatten, Gemm };
 
 struct Step {
   Kind kind;
@@ -66,6 +67,8 @@ struct Step {
   index_t c0 = 0, total = 0;
   Shape k, s, pad, dil;    // pooling window
   bool ceil = false, cip = false;
+  index_t axis = 1;        // Flatten
+  bool trans_b = false;    // Gemm
 };
 
 class NativeChain {
@@ -121,6 +124,25 @@ class NativeChain {
     steps_.push_back(std::move(s));
   }
 
+  // Flatten (a view: the same memory under a 2-D shape).
+  void flatten(int x, int out, index_t axis, std::vector<int> frees) {
+    Step s = base(x, out, std::move(frees));
+    s.kind = Kind::Flatten;
+    s.axis = axis;
+    steps_.push_back(std::move(s));
+  }
+
+  // ONNX Gemm with alpha = beta = 1, A not transposed: y = A op(B) + C, C
+  // absent, (N,), (1, N) or (M, N) (the classifier's last layer).
+  void gemm(int a, int b, int c, int out, bool trans_b, std::vector<int> frees) {
+    Step s = base(a, out, std::move(frees));
+    s.kind = Kind::Gemm;
+    s.in.push_back(check_id(b));
+    if (c >= 0) s.in.push_back(check_id(c));
+    s.trans_b = trans_b;
+    steps_.push_back(std::move(s));
+  }
+
   size_t size() const { return steps_.size(); }
 
   // inputs[i] is value in_ids[i]; returns the values out_ids as arrays.
@@ -154,7 +176,7 @@ class NativeChain {
     py::list outs;
     for (int id : out_ids) {
       Value& x = v[size_t(check_id(id))];
-      if (!x.owner) throw py::value_error("NativeChain: an output was not computed");
+      if (!x.owner) throw py::value_error("NativeChain: an output is not the chain's own memory");
       auto* keep = new std::shared_ptr<float>(x.owner);
       py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<float>*>(p); });
       std::vector<py::ssize_t> shape(x.shape.begin(), x.shape.end());
@@ -252,6 +274,50 @@ class NativeChain {
         v[size_t(s.out)] = std::move(y);
         return;
       }
+      case Kind::Flatten: {
+        const index_t r = index_t(x.shape.size());
+        const index_t axis = s.axis < 0 ? s.axis + r : s.axis;
+        if (axis < 0 || axis > r) throw py::value_error("flatten: axis out of range");
+        index_t a = 1, b = 1;
+        for (index_t i = 0; i < r; ++i) (i < axis ? a : b) *= x.shape[size_t(i)];
+        Value y = x;  // a view
+        y.shape = {a, b};
+        v[size_t(s.out)] = std::move(y);
+        return;
+      }
+      case Kind::Gemm: {
+        const Value& b = need(v, s.in[1]);
+        if (x.shape.size() != 2 || b.shape.size() != 2)
+          throw py::value_error("gemm: A and B must be 2-D");
+        const index_t M = x.shape[0], K = x.shape[1];
+        const index_t Kb = s.trans_b ? b.shape[1] : b.shape[0];
+        const index_t N = s.trans_b ? b.shape[0] : b.shape[1];
+        if (K != Kb) throw py::value_error("gemm: inner dimensions differ");
+        const Value* c = s.in.size() > 2 ? &need(v, s.in[2]) : nullptr;
+        const bool row = c && (c->shape == Shape{N} || c->shape == Shape{1, N});
+        if (c && !row && c->shape != Shape{M, N})
+          throw py::value_error("gemm: C does not broadcast as the chain takes it");
+        Value y = fresh({M, N}, "gemm");
+        if (M > 0 && N > 0) {
+          convcore::GemmArgs g;
+          g.trans_b = s.trans_b;
+          g.M = M;
+          g.N = N;
+          g.K = K;
+          g.A = x.data;
+          g.lda = K;
+          g.B = b.data;
+          g.ldb = b.shape[1];
+          g.C = y.data;
+          g.ldc = N;
+          convcore::gemm(g);
+          if (c)  // y += C after the product, as the Python op does
+            for (index_t i = 0; i < M; ++i)
+              for (index_t j = 0; j < N; ++j) y.data[i * N + j] += c->data[row ? j : i * N + j];
+        }
+        v[size_t(s.out)] = std::move(y);
+        return;
+      }
       case Kind::Concat: {
         Value& out = v[size_t(s.out)];
         index_t ch = 0;
@@ -307,6 +373,10 @@ void bind_chain(py::module_& m) {
       .def("global_pool", &NativeChain::global_pool, py::arg("is_max"), py::arg("x"),
            py::arg("out"), py::arg("frees"))
       .def("concat", &NativeChain::concat, py::arg("parts"), py::arg("out"), py::arg("frees"))
+      .def("flatten", &NativeChain::flatten, py::arg("x"), py::arg("out"), py::arg("axis"),
+           py::arg("frees"))
+      .def("gemm", &NativeChain::gemm, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("out"),
+           py::arg("trans_b"), py::arg("frees"))
       .def("__len__", &NativeChain::size)
       .def("run", &NativeChain::run, py::arg("inputs"), py::arg("in_ids"), py::arg("out_ids"));
 }

@@ -66,7 +66,7 @@ def test_chain_matches_per_node_path_and_ort(batch, monkeypatch):
     (ch,) = chains(sess)
     kinds = [s[0].op_type for s in ch.sub_steps]
     assert kinds == ["Conv", "MaxPool", "Conv", "Conv", "Conv", "Concat", "AveragePool", "Conv",
-                     "GlobalAveragePool"]
+                     "GlobalAveragePool", "Flatten", "Gemm"]
     x = rand(batch, 3, 37, 41, seed=20)
     got = sess.run(None, {"x": x})[0]
     ref = per_node(sess, {"x": x}, monkeypatch)[0]
@@ -129,6 +129,27 @@ def test_chain_outputs_are_independent_arrays():
     c2, y2 = sess.run(None, {"x": x})
     np.testing.assert_array_equal(c2, keep)
     np.testing.assert_array_equal(y1, y2)
+    assert_matches_ort(model, {"x": x})
+
+
+@pytest.mark.parametrize("trans_b", [0, 1])
+@pytest.mark.parametrize("c_shape", [None, (5,), (1, 5), (3, 5), (3, 1), ()])
+def test_chained_gemm_matches_the_op(trans_b, c_shape, monkeypatch):
+    # C of shape (3, 1) or () broadcasts in a way the chain does not take:
+    # those runs fall back to the op, with the same result.
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "w"] + (["c"] if c_shape is not None else []), ["y"],
+                              transB=trans_b)]
+    inits = {"w": rand(*((5, 7) if trans_b else (7, 5)), seed=1)}
+    if c_shape is not None:
+        inits["c"] = rand(int(np.prod(c_shape)), seed=2).reshape(c_shape)
+    model = make_model(nodes, [("x", [3, 7, 4, 4])], [("y", None)], inits)
+    sess = convcore.InferenceSession(model)
+    assert len(chains(sess)) == 1
+    x = rand(3, 7, 4, 4, seed=3)
+    got = sess.run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, per_node(sess, {"x": x}, monkeypatch)[0])
     assert_matches_ort(model, {"x": x})
 
 

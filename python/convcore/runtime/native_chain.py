@@ -1,5 +1,6 @@
 """Runs of nodes the compiled kernels can execute back to back (packed convs,
-pools, batch-1 in-place concats) become one _core.NativeChain call.
+pools, batch-1 in-place concats, a classifier's Flatten and Gemm) become one
+_core.NativeChain call.
 
 Why: the Python executor costs ~5-10 us per node between kernels (more after
 a conv has evicted the caches), while the other kernel threads wait; on 2
@@ -57,6 +58,19 @@ def _global_ok(node):
             and node.inputs[0] and len(node.outputs) == 1 and node.outputs[0])
 
 
+def _flatten_ok(node):
+    return (node.op_type == "Flatten" and len(node.inputs) == 1 and node.inputs[0]
+            and len(node.outputs) == 1 and node.outputs[0])
+
+
+def _gemm_ok(node):
+    op = node.op
+    ins = node.inputs
+    return (node.op_type == "Gemm" and op.alpha == 1.0 and op.beta == 1.0 and not op.ta
+            and 2 <= len(ins) <= 3 and ins[0] and ins[1]
+            and len(node.outputs) == 1 and node.outputs[0])
+
+
 def _concat_ok(node):
     return (node.op_type == "Concat" and getattr(node.op, "in_place", False)
             and len(node.outputs) == 1 and node.outputs[0])
@@ -66,7 +80,8 @@ def _chainable(node, run):
     """node may join the run of nodes before it (run: those nodes)."""
     if _concat_ok(node):
         return _parts_in_chain(node, run)
-    return _conv_ok(node) or _pool_args(node) is not None or _global_ok(node)
+    return (_conv_ok(node) or _pool_args(node) is not None or _global_ok(node)
+            or _flatten_ok(node) or _gemm_ok(node))
 
 
 class ChainStep:
@@ -172,6 +187,11 @@ def _make(graph, free_after, steps, a, b, later_use, outputs):
         elif n.op_type in ("GlobalAveragePool", "GlobalMaxPool"):
             chain.global_pool(n.op_type == "GlobalMaxPool", ids[n.inputs[0]], ids[n.outputs[0]],
                               frees)
+        elif n.op_type == "Flatten":
+            chain.flatten(ids[n.inputs[0]], ids[n.outputs[0]], n.op.axis, frees)
+        elif n.op_type == "Gemm":
+            c = ids[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2] else -1
+            chain.gemm(ids[n.inputs[0]], ids[n.inputs[1]], c, ids[n.outputs[0]], n.op.tb, frees)
         else:
             chain.concat([ids[v] for v in n.inputs if v], ids[n.outputs[0]], frees)
     label = f"{nodes[0].op_type} '{nodes[0].name}' .. {nodes[-1].op_type} '{nodes[-1].name}'"
