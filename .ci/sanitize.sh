@@ -20,5 +20,6 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # --capture=sys: sanitizer reports go to fd 2 and must not be swallowed.
 PYTHONPATH="$pkg" "$PY" -m pytest -q -x --capture=sys -p no:cacheprovider \
   tests/test_conv2d.py tests/test_bad_input.py tests/test_runtime_env.py \
+  tests/runtime/test_native_chain.py \
   $(ls tests/test_pool.py tests/test_relu.py tests/test_conv_backward.py tests/test_conv_algos.py \
      tests/test_pw_dw.py 2>/dev/null)
