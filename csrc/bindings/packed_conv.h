@@ -14,18 +14,17 @@ namespace convcore_py {
 
 inline Shape shape_of(const farray& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
 
-// A conv with its weights packed once.
-struct PyPackedConv2d {
-  std::shared_ptr<convcore::PackedConv2d> pk;
+// What both packed convs hold: the packed kernel, its geometry arguments,
+// bias and epilogue.
+template <class Packed>
+struct PackedBinding {
+  std::shared_ptr<Packed> pk;
   std::vector<index_t> stride, pad, dil, wshape;
-  index_t groups = 1;
   farray bias;
   const float* bias_ptr = nullptr;  // bias's data (null without one), read without the GIL
   bool has_bias = false;
   convcore::Epilogue ep;
 
-  // Geometry for an input shape (ValueError if it does not fit).
-  convcore::Conv2dParams params_for(const Shape& xs) const;
   // y = clamp(conv(x) + bias + residual); no Python objects touched.
   void run_raw(const convcore::Conv2dParams& p, const float* x, float* y,
                const float* residual) const {
@@ -33,29 +32,24 @@ struct PyPackedConv2d {
     e.bias = bias_ptr;
     pk->run(p, x, y, e, residual);
   }
+};
+
+// A conv with its weights packed once.
+struct PyPackedConv2d : PackedBinding<convcore::PackedConv2d> {
+  index_t groups = 1;
+  // Geometry for an input shape (ValueError if it does not fit).
+  convcore::Conv2dParams params_for(const Shape& xs) const;
   // out: write y there (a C-contiguous float32 array of y's shape, e.g. a
   // channel range of a batch-1 Concat's output) instead of a new array.
   farray run(const farray& x, py::object residual, py::object out) const;
 };
 
-// A 1x1 conv feeding a depthwise conv, run as one (convcore/pw_dw.h).
-struct PyPackedPwDw {
-  std::shared_ptr<convcore::PackedPwDw> pk;
-  std::vector<index_t> stride, pad, dil, wshape;  // the depthwise conv's
+// A 1x1 conv feeding a depthwise conv, run as one (convcore/pw_dw.h);
+// stride, pad, dil and wshape are the depthwise conv's.
+struct PyPackedPwDw : PackedBinding<convcore::PackedPwDw> {
   index_t cin = 0;
-  farray bias;
-  const float* bias_ptr = nullptr;
-  bool has_bias = false;
-  convcore::Epilogue ep;
-
   // The depthwise conv's geometry for the 1x1's input shape.
   convcore::Conv2dParams params_for(const Shape& xs) const;
-  void run_raw(const convcore::Conv2dParams& p, const float* x, float* y,
-               const float* residual) const {
-    convcore::Epilogue e = ep;
-    e.bias = bias_ptr;
-    pk->run(p, x, y, e, residual);
-  }
   farray run(const farray& x, py::object residual, py::object out) const;
 };
 
