@@ -211,3 +211,28 @@ def test_conv_output_shape():
     assert cc.conv_output_shape((10, 10), 3, stride=(2, 3), padding=(1, 0, 0, 2), dilation=2) == (4, 3)
     with pytest.raises(ValueError, match="conv_output_shape"):
         cc.conv_output_shape((2, 2), 5)
+
+
+def test_small_plane_1x1_pixel_split_agrees():
+    """7x7 1x1 layers whose channel panels split unevenly over the threads
+    (160 channels: 5 panels of 32 on 2 threads) split their pixel tiles
+    instead; with a residual, the result is the float64 reference and
+    bitwise the same at every thread count (the reduction is never split)."""
+    from convcore import _core
+    rng = np.random.default_rng(9)
+    x, w, b = rand(rng, 1, 96, 7, 7), rand(rng, 160, 96, 1, 1), rand(rng, 160)
+    r = rand(rng, 1, 160, 7, 7)
+    ref = np.einsum("kc,nchw->nkhw", w[:, :, 0, 0].astype(np.float64), x.astype(np.float64))
+    ref = np.maximum(ref + b[None, :, None, None] + r, 0)
+    pk = _core.PackedConv2d(w, b, [1, 1], [0, 0, 0, 0], [1, 1], 1, 0.0, np.inf)
+    old = cc.get_num_threads()
+    try:
+        out = []
+        for t in (1, 2, 3):
+            cc.set_num_threads(t)
+            out.append(pk.run(x, r))
+    finally:
+        cc.set_num_threads(old)
+    np.testing.assert_allclose(out[0], ref, rtol=1e-5, atol=1e-4)
+    for y in out[1:]:
+        np.testing.assert_array_equal(y, out[0])
