@@ -1,6 +1,6 @@
 // _core.NativeChain: a run of the ONNX runner's nodes (packed convs, pools,
-// in-place concats, the classifier's Flatten and Gemm) executed in one call, the GIL released once, values in
-// between never becoming Python objects.
+// in-place concats, the classifier's Flatten and Gemm) executed in one call,
+// the GIL released once, values in between never becoming Python objects.
 //
 // Why: between two kernels the Python executor spends ~5-10 us per node
 // (dict lookups, argument checks, pybind dispatch, a numpy array per output),
@@ -36,11 +36,6 @@ struct Value {
   Shape shape;
   float* data = nullptr;
   std::shared_ptr<float> owner;
-  index_t size() const {
-    index_t n = 1;
-    for (index_t d : shape) n *= d;
-    return n;
-  }
 };
 
 // Plain malloc, as numpy's arrays on the node-by-node path: the kernels take

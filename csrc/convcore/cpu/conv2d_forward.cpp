@@ -756,8 +756,6 @@ const float* PackedConv2d::transposed_weights() const {
   return bt_.data();
 }
 
-// Winograd F(m x m, 3x3), m = pk.wino_ (2 or 4): (m+2)^2 GEMMs per job over
-// the transformed weights, between the input and output transforms.
 // Tile rows per Winograd job. About 64 tiles per job where that gives
 // every thread several jobs; else the split of each image's TH rows of TW
 // tiles (up to 128 tiles a job) whose slowest thread, jobs being dealt in
@@ -767,7 +765,7 @@ const float* PackedConv2d::transposed_weights() const {
 // (rows 6 + 1, each for half the channels, so every input transform done
 // twice) to 2 jobs of 4 and 3 rows, the 196-tile ones from rows 4+4+4+2 to
 // 7+7.
-index_t winograd_rows(index_t N, index_t TH, index_t TW, index_t NR, index_t T) {
+static index_t winograd_rows(index_t N, index_t TH, index_t TW, index_t NR, index_t T) {
   const index_t rpj0 = std::max<index_t>(1, 64 / std::max<index_t>(TW, 1));
   if (N * ((TH + rpj0 - 1) / rpj0) >= 4 * T) return rpj0;
   const index_t cap = std::min(TH, std::max(rpj0, 128 / std::max<index_t>(TW, 1)));
@@ -792,6 +790,8 @@ index_t winograd_rows(index_t N, index_t TH, index_t TW, index_t NR, index_t T) 
   return best;
 }
 
+// Winograd F(m x m, 3x3), m = pk.wino_ (2 or 4): (m+2)^2 GEMMs per job over
+// the transformed weights, between the input and output transforms.
 struct WinogradRunner {
   static void run(const PackedConv2d& pk, ConvAlgo algo, const Conv2dParams& p, const float* x,
                   float* y, const Epilogue& ep, const float* residual) {

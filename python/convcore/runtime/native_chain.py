@@ -87,7 +87,7 @@ def _chainable(node, run):
 class ChainStep:
     """One run of nodes [start, end) of the graph as a NativeChain."""
 
-    def __init__(self, chain, in_names, out_names, frees, sub_steps, label):
+    def __init__(self, chain, in_names, out_names, frees, sub_steps):
         self.chain = chain
         self.in_names = in_names
         self.in_ids = list(range(len(in_names)))
@@ -95,7 +95,6 @@ class ChainStep:
         self.out_ids = [len(in_names) + i for i in range(len(out_names))]
         self.frees = frees
         self.sub_steps = sub_steps   # the per-node steps, for the fallback
-        self.label = label
 
     def run(self, env, run_steps):
         try:
@@ -162,7 +161,7 @@ def _make(graph, free_after, steps, a, b, later_use, outputs):
         return ids[name]
 
     # Concats of this run whose parts the convs may write in place.
-    cats = {n.outputs[0]: n for n in nodes if n.op_type == "Concat"}
+    cats = {n.outputs[0] for n in nodes if n.op_type == "Concat"}
     for n in nodes:
         for name in n.inputs + n.outputs:
             if name:
@@ -194,8 +193,7 @@ def _make(graph, free_after, steps, a, b, later_use, outputs):
             chain.gemm(ids[n.inputs[0]], ids[n.inputs[1]], c, ids[n.outputs[0]], n.op.tb, frees)
         else:
             chain.concat([ids[v] for v in n.inputs if v], ids[n.outputs[0]], frees)
-    label = f"{nodes[0].op_type} '{nodes[0].name}' .. {nodes[-1].op_type} '{nodes[-1].name}'"
-    return ChainStep(chain, in_names, out_names, frees_out, steps[a:b], label)
+    return ChainStep(chain, in_names, out_names, frees_out, steps[a:b])
 
 
 def _parts_in_chain(cat, nodes):
