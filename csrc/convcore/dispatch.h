@@ -126,10 +126,12 @@ struct KernelTable {
   void (*shifted_unflatten)(const float* Cb, index_t ldcb, index_t mc, index_t j0, index_t j1,
                             index_t Wf, index_t OW, index_t ohw, float* y, const float* res,
                             const float* bias, bool clamp, float lo, float hi) = nullptr;
-  // d[q] = x_row[q*sw + off] where that lies in [0, W), else 0, q < Wf
-  // (one zero-padded phase row of the shifted GEMM's input).
-  void (*shifted_fill_row)(const float* x_row, index_t W, index_t sw, index_t off, index_t Wf,
-                           float* d) = nullptr;
+  // Rows [r0, r1) of one channel's zero-padded phase plane of the shifted
+  // GEMM's input, from d on (Wf floats a row): row r, column q is input
+  // (r*sh + ph - pad_t, q*sw + off) of the H x W plane xc, or 0 outside it.
+  void (*shifted_fill_rows)(const float* xc, index_t H, index_t W, index_t sh, index_t sw,
+                            index_t ph, index_t pad_t, index_t off, index_t r0, index_t r1,
+                            index_t Wf, float* d) = nullptr;
   // Optional (masked stores): as gemm_block_shifted over flat columns
   // [j0, j1), but each tile's row pieces are stored straight into the
   // output planes (C: row 0's plane, ldc apart; residual alike), dropping

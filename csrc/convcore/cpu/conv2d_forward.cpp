@@ -549,14 +549,8 @@ struct ShiftedRunner {
         for (index_t pw = 0; pw < sw; ++pw) {
           const int s = L.slot[size_t(ph * sw + pw)];
           if (s < 0) continue;
-          float* d = dst + ((c - c0) * L.P + s) * plane + (r0 - rbase) * L.Wf;
-          for (index_t r = r0; r < r1; ++r, d += L.Wf) {
-            const index_t ih = r * sh + ph - p.pad_t;
-            if (ih < 0 || ih >= p.H)
-              std::fill(d, d + L.Wf, 0.f);
-            else
-              kt.shifted_fill_row(xc + ih * p.W, p.W, sw, pw - p.pad_l, L.Wf, d);
-          }
+          kt.shifted_fill_rows(xc, p.H, p.W, sh, sw, ph, p.pad_t, pw - p.pad_l, r0, r1, L.Wf,
+                               dst + ((c - c0) * L.P + s) * plane + (r0 - rbase) * L.Wf);
         }
     }
   }

@@ -39,8 +39,8 @@ void gemm_block_flat(index_t kc, index_t mc, index_t j0, index_t j1, const float
                      const float* base, const index_t* offs, index_t Wf, index_t OW, float* C,
                      index_t ldc, const GemmTileOut& out);
 #endif
-void shifted_fill_row(const float* xr, index_t W, index_t sw, index_t off, index_t Wf,
-                      float* d);
+void shifted_fill_rows(const float* xc, index_t H, index_t W, index_t sh, index_t sw, index_t ph,
+                       index_t pad_t, index_t off, index_t r0, index_t r1, index_t Wf, float* d);
 void shifted_unflatten(const float* Cb, index_t ldcb, index_t mc, index_t j0, index_t j1,
                        index_t Wf, index_t OW, index_t ohw, float* y, const float* res,
                        const float* bias, bool clamp, float lo, float hi);

@@ -30,7 +30,7 @@ void fill_table(KernelTable& t) {
   t.conv_pack_b = &conv_pack_b;
   t.gemm_block_shifted = &gemm_block_shifted;
   t.shifted_unflatten = &shifted_unflatten;
-  t.shifted_fill_row = &shifted_fill_row;
+  t.shifted_fill_rows = &shifted_fill_rows;
 #if defined(CONVCORE_ISA_avx512) || defined(CONVCORE_ISA_avx2)
   t.gemm_block_flat = &gemm_block_flat;
 #else
