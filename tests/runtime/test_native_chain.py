@@ -78,6 +78,19 @@ def test_chain_matches_per_node_path_and_ort(batch, monkeypatch):
                                   per_node(sess, {"x": x2}, monkeypatch)[0])
 
 
+def test_batched_concat_parts_written_in_place(monkeypatch):
+    # Fire-module planes of 16x18 (>= 196 pixels): at batch 3 its convs
+    # write their images straight into the concat's channel ranges; then a
+    # smaller shape (10x11 planes) through the same chain copies instead.
+    model = small_net()
+    sess = convcore.InferenceSession(model)
+    for shape in [(3, 3, 64, 72), (2, 3, 37, 41), (3, 3, 64, 72)]:
+        x = rand(*shape, seed=shape[2])
+        np.testing.assert_array_equal(sess.run(None, {"x": x})[0],
+                                      per_node(sess, {"x": x}, monkeypatch)[0])
+    assert_matches_ort(model, {"x": rand(3, 3, 64, 72, seed=64)})
+
+
 def test_broadcasting_residual_falls_back_to_the_ops(monkeypatch):
     # The fused Add's other input is (N, 16, 1, 1): the kernel cannot take it
     # as a residual, so the chain refuses and the nodes run one by one.
