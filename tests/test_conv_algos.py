@@ -92,6 +92,7 @@ CASES = [
     (2, 40, 28, 27, 72, 1, 1, (2, 2), (0, 0, 0, 0), (1, 1), 1),    # 1x1 s2 -> 14x14: pixels as rows
     (1, 3, 9, 101, 5, 3, 3, (2, 2), (1, 0, 1, 1), (1, 1), 1),      # wide rows, s2: fill's vector tails
     (1, 4, 5, 83, 6, 3, 3, (1, 1), (1, 2, 1, 1), (1, 1), 1),       # wide rows, s1: fill's vector tails
+    (2, 6, 9, 13, 10, 3, 5, (1, 1), (1, 2, 0, 1), (1, 2), 1),      # s1 taps wrap into the next row's pad
 ]
 
 
