@@ -991,12 +991,14 @@ void PackedConv2d::run(const Conv2dParams& p, const float* x, float* y, const Ep
     default:
       // 1x1 layers run as shifted GEMMs (stride 1: reading x in place;
       // strided: over the one phase plane they read, no padding columns)
-      // unless the plane is small enough for the 7-row transposed tiles:
-      // under 100 pixels, or up to 196 where the 1x1 is strided, as the
-      // shifted GEMM first copies out that phase plane while the tiles'
-      // packing subsamples as it copies (ResNet-50's 512->1024 28->14: 2
-      // threads 1.17 -> 1.01 ms, 1 thread 2.23 -> 1.97; stride-1 14x14
-      // layers stay shifted, 2-3% faster in place).
+      // and other layers as implicit GEMMs, unless the plane is small
+      // enough for the 7-row transposed tiles: under 100 pixels, or up to
+      // 196 where the layer is strided, as the tiles' packing subsamples
+      // as it copies (ResNet-50's 1x1 512->1024 28->14: 2 threads 1.17 ->
+      // 1.01 ms, 1 thread 2.23 -> 1.97, where the shifted GEMM first copied
+      // out the phase plane; its 3x3 stride-2 256->256 to 14x14 level at
+      // batch 1, 1.05x at batch 8; stride-1 14x14 1x1s stay shifted, 2-3%
+      // faster in place).
       const bool strided = p.stride_h > 1 || p.stride_w > 1;
       if (SmallPlaneRunner::applies(kernels(), p) && (p.OH * p.OW < 100 || strided))
         SmallPlaneRunner::run(*this, p, x, y, ep, residual);
