@@ -169,7 +169,7 @@ inline void fill_row(const float* xr, index_t W, index_t sw, index_t off, index_
   // columns q whose iw = q*sw + off lies in [0, W)
   const index_t qa = std::min(Wf, off >= 0 ? index_t(0) : (-off + sw - 1) / sw);
   const index_t qb = std::clamp<index_t>(W - off <= 0 ? 0 : (W - off - 1) / sw + 1, qa, Wf);
-  for (index_t q = 0; q < qa; ++q) d[q] = 0.f;
+  std::fill(d, d + qa, 0.f);
   const float* src = xr + off;  // src[q * sw]: column q
   index_t q = qa;
 #if defined(CONVCORE_ISA_avx512) || defined(CONVCORE_ISA_avx2)
@@ -208,7 +208,7 @@ inline void fill_row(const float* xr, index_t W, index_t sw, index_t off, index_
   }
 #endif
   for (; q < qb; ++q) d[q] = src[q * sw];
-  for (q = qb; q < Wf; ++q) d[q] = 0.f;
+  std::fill(d + qb, d + Wf, 0.f);
 }
 
 }  // namespace
