@@ -340,6 +340,28 @@ def test_shifted_threads_identical(algo):
     assert np.array_equal(ys[0], ys[1]) and np.array_equal(ys[0], ys[2])
 
 
+def test_winograd_channel_blocks_threads():
+    # A 7x7 plane is 16 F(2x2) tiles: at 2+ threads with many output
+    # channels the jobs split channels (winograd_split), each with all the
+    # tiles. Same result as one job, and right, with a residual and ReLU.
+    c = (1, 32, 7, 7, 512, 3, 3, (1, 1), (1,) * 4, (1, 1), 1)
+    x, w, b = make(c)
+    base = ref_conv(x, w, b, c[7], c[8], c[9], 1)
+    res = np.random.default_rng(3).standard_normal(base.shape).astype(np.float32)
+    old = cc.get_num_threads()
+    try:
+        ys = []
+        for t in (1, 2, 3):
+            cc.set_num_threads(t)
+            ys.append(conv2d_fused(x, w, b, c[7], c[8], c[9], 1, activation="relu", residual=res,
+                                   algo="winograd3x3"))
+    finally:
+        cc.set_num_threads(old)
+    for y in ys:
+        check(y, epilogue(base, "relu", res))
+    assert np.array_equal(ys[0], ys[1]) and np.array_equal(ys[0], ys[2])
+
+
 def test_auto_winograd_tile_follows_plane_size():
     # One packed layer run on a large plane (F(4x4), packed on first use)
     # and on a 7x7 one (F(2x2)): both right, both reported.

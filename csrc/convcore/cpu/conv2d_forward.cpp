@@ -757,35 +757,60 @@ const float* PackedConv2d::transposed_weights() const {
   return bt_.data();
 }
 
-// Tile rows per Winograd job. About 64 tiles per job where that gives
-// every thread several jobs; else the split of each image's TH rows of TW
-// tiles (up to 128 tiles a job) whose slowest thread, jobs being dealt in
-// contiguous ranges (run_jobs), has the least GEMM work, counted in whole
-// NR-column panels (21 tiles fill a 32-wide panel as 28 do) plus half a
-// panel per job. 2 threads, ResNet-50: its 49-tile layers went from 4 jobs
-// (rows 6 + 1, each for half the channels, so every input transform done
-// twice) to 2 jobs of 4 and 3 rows, the 196-tile ones from rows 4+4+4+2 to
-// 7+7.
-static index_t winograd_rows(index_t N, index_t TH, index_t TW, index_t NR, index_t T) {
+// Jobs of a Winograd layer: blocks of rpj tile rows x mb blocks of output
+// channels. About 64 tiles per job where that gives every thread several
+// jobs; else the split whose slowest thread, jobs being dealt in contiguous
+// ranges (run_jobs), has the least work, counted in GEMM panel columns at
+// all the channels. A job's GEMM costs its tiles in whole panels (narrow
+// ones, ~12% slower, where wide ones would waste over 20%) plus half a
+// panel, and streaming its weights from memory about 16 columns' worth,
+// both times its share of the channels; its input transform, repeated by
+// every channel block of its rows, about 512 / K columns a tile. So small
+// planes split channels: ResNet-50's 512-channel 7x7 layers (16 tiles)
+// went from rows 2 + 2, each job streaming all 17 MB of transformed
+// weights for 8 tiles, to channel halves: 1.4-1.8 -> 1.2-1.3 ms at 2
+// threads in the model. 49-tile layers keep rows 4 + 3 (channel halves
+// measured 0.9-1.0x there, at 128-512 channels), 196-tile ones rows 7 + 7.
+struct WinogradSplit {
+  index_t rpj, mb;
+};
+static WinogradSplit winograd_split(index_t N, index_t TH, index_t TW, index_t K,
+                                    index_t mpanels, index_t NR, index_t ns, bool wouter,
+                                    index_t T) {
   const index_t rpj0 = std::max<index_t>(1, 64 / std::max<index_t>(TW, 1));
-  if (N * ((TH + rpj0 - 1) / rpj0) >= 4 * T) return rpj0;
+  if (N * ((TH + rpj0 - 1) / rpj0) >= 4 * T) return {rpj0, 1};
   const index_t cap = std::min(TH, std::max(rpj0, 128 / std::max<index_t>(TW, 1)));
-  index_t best = std::min(TH, rpj0);
+  const double tau = 512.0 / double(std::max<index_t>(K, 1)), weights = 16.0;
+  WinogradSplit best{std::min(TH, rpj0), 1};
   double best_cost = 1e300;
   for (index_t rpj = 1; rpj <= cap; ++rpj) {
-    const index_t cb = (TH + rpj - 1) / rpj, jobs = N * cb;
-    double slowest = 0;
-    for (index_t t = 0; t < T; ++t) {
-      double c = 0;
-      for (index_t j = jobs * t / T; j < jobs * (t + 1) / T; ++j) {
-        const index_t rows = std::min(rpj, TH - (j % cb) * rpj);
-        c += double((rows * TW + NR - 1) / NR * NR) + 0.5 * double(NR);
-      }
-      slowest = std::max(slowest, c);
+    const index_t cb = (TH + rpj - 1) / rpj, nt_max = std::min(TH, rpj) * TW;
+    // the panel width WinogradRunner picks for these jobs
+    index_t nr = NR;
+    double slow = 1.0;
+    if (ns && (nt_max + NR - 1) / NR * NR * 4 > (nt_max + ns - 1) / ns * ns * 5) {
+      nr = ns;
+      slow = 1.12;
     }
-    if (slowest < best_cost * (1 - 1e-9)) {
-      best_cost = slowest;
-      best = rpj;
+    for (index_t mb = 1; mb <= std::min(T, mpanels); ++mb) {
+      const index_t mpj = (mpanels + mb - 1) / mb, jobs = N * cb * mb;
+      double slowest = 0;
+      for (index_t t = 0; t < T; ++t) {
+        double c = 0;
+        for (index_t j = jobs * t / T; j < jobs * (t + 1) / T; ++j) {
+          const JobCoord jc = job_coord(j, N, cb, mb, wouter);
+          const index_t nt = std::min(rpj, TH - jc.cbi * rpj) * TW;
+          const double share =
+              double(std::min(mpj, mpanels - jc.mbi * mpj)) / double(mpanels);
+          c += (double((nt + nr - 1) / nr * nr) * slow + 0.5 * double(nr) + weights) * share +
+               tau * double(nt);
+        }
+        slowest = std::max(slowest, c);
+      }
+      if (slowest < best_cost * (1 - 1e-9)) {
+        best_cost = slowest;
+        best = {rpj, mb};
+      }
     }
   }
   return best;
@@ -805,15 +830,14 @@ struct WinogradRunner {
     auto output = m == 4 ? kt.winograd4_output : kt.winograd_output;
     const index_t MR = pk.mr_, KC = pk.kc_, K = p.K, C = p.C;
     const index_t TH = (p.OH + m - 1) / m, TW = (p.OW + m - 1) / m, ohw = p.OH * p.OW;
-    // Jobs: blocks of whole tile rows x blocks of output channels. The row
-    // blocks (winograd_rows) come first; channel blocks only where there are
-    // fewer row blocks than threads, since each one repeats the input
-    // transform of its tiles (a third of a layer's time at 256 channels).
+    // Jobs: blocks of whole tile rows x blocks of output channels
+    // (winograd_split).
     const index_t T = get_num_threads();
-    const index_t rpj = winograd_rows(p.N, TH, TW, kt.gemm_nr, T);
     const index_t mpanels0 = pk.mpad_ / MR;
-    index_t mb = 1;
-    while (T > 1 && p.N * ((TH + rpj - 1) / rpj) * mb < T && mb * 2 <= mpanels0) ++mb;
+    const bool wouter = weights_outer(p, npts * K * C);
+    const WinogradSplit sp = winograd_split(p.N, TH, TW, K, mpanels0, kt.gemm_nr,
+                                            kt.gemm_nr_small, wouter, T);
+    const index_t rpj = sp.rpj, mb = sp.mb;
     // Narrow GEMM panels when a job's tiles would leave wide ones >20% empty
     // (7x7 outputs: 16 tiles in a 32-wide panel).
     index_t NR = kt.gemm_nr;
@@ -828,7 +852,6 @@ struct WinogradRunner {
     const index_t cb = (TH + rpj - 1) / rpj;
     const index_t mpj = (mpanels0 + mb - 1) / mb;
     const index_t ntp_max = (rpj * TW + NR - 1) / NR * NR;
-    const bool wouter = weights_outer(p, npts * K * C);
     run_jobs(p.N * cb * mb, [&](index_t job) {
       thread_local AlignedFloats V, M;
       if (V.size < npts * std::min(KC, C) * ntp_max) V.resize(npts * std::min(KC, C) * ntp_max);
