@@ -103,6 +103,9 @@ class InferenceSession:
         self._lock = threading.Lock()
         self._inputs = [self._arg(s) for s in self.graph.inputs]
         self._outputs = [self._arg(s) for s in self.graph.outputs]
+        self._output_names = [o.name for o in self._outputs]
+        self._known = {a.name: a for a in self._inputs}
+        self._accepted = {a.name: set() for a in self._inputs}   # (shape, dtype) checked
         self.opset = self.graph.opset
 
     @staticmethod
@@ -126,64 +129,80 @@ class InferenceSession:
         if not isinstance(feeds, dict):
             raise TypeError(f"InferenceSession.run: feeds must be a dict of name -> numpy array, "
                             f"got {type(feeds).__name__}")
-        known = {a.name: a for a in self._inputs}
-        extra = [k for k in feeds if k not in known]
-        if extra:
-            raise ValueError(f"InferenceSession.run: unknown input name(s) {extra}; the model's "
-                             f"inputs are {list(known)}")
-        missing = [k for k in known if k not in feeds]
-        if missing:
-            raise ValueError(f"InferenceSession.run: missing input(s) {missing}")
+        known = self._known
+        if len(feeds) != len(known) or any(k not in known for k in feeds):
+            extra = [k for k in feeds if k not in known]
+            if extra:
+                raise ValueError(f"InferenceSession.run: unknown input name(s) {extra}; the "
+                                 f"model's inputs are {list(known)}")
+            raise ValueError(f"InferenceSession.run: missing input(s) "
+                             f"{[k for k in known if k not in feeds]}")
         env = {}
+        accepted = self._accepted
         for name, arr in feeds.items():
-            spec = known[name]
-            if not isinstance(arr, np.ndarray):
-                arr = np.asarray(arr)
-            if spec.dtype is not None and arr.dtype != spec.dtype:
-                raise TypeError(f"InferenceSession.run: input '{name}' must have dtype "
-                                f"{np.dtype(spec.dtype)} ({spec.type}), got {arr.dtype}")
-            if spec.shape is not None:
-                if arr.ndim != len(spec.shape):
-                    raise ValueError(f"InferenceSession.run: input '{name}' must have rank "
-                                     f"{len(spec.shape)} (shape {spec.shape}), got shape {arr.shape}")
-                for i, (want, got) in enumerate(zip(spec.shape, arr.shape)):
-                    if isinstance(want, int) and want > 0 and want != got:
-                        raise ValueError(f"InferenceSession.run: input '{name}' dim {i} must be "
-                                         f"{want} (shape {spec.shape}), got shape {arr.shape}")
+            # A shape and dtype already checked for this input skip the checks.
+            if type(arr) is not np.ndarray or (arr.shape, arr.dtype) not in accepted[name]:
+                arr = self._check_feed(name, arr)
             # Never write into the caller's array: in-place ops see a read-only view.
             arr = np.ascontiguousarray(arr).view()
             arr.flags.writeable = False
             env[name] = arr
         return env
 
+    def _check_feed(self, name, arr):
+        spec = self._known[name]
+        if not isinstance(arr, np.ndarray):
+            arr = np.asarray(arr)
+        if spec.dtype is not None and arr.dtype != spec.dtype:
+            raise TypeError(f"InferenceSession.run: input '{name}' must have dtype "
+                            f"{np.dtype(spec.dtype)} ({spec.type}), got {arr.dtype}")
+        if spec.shape is not None:
+            if arr.ndim != len(spec.shape):
+                raise ValueError(f"InferenceSession.run: input '{name}' must have rank "
+                                 f"{len(spec.shape)} (shape {spec.shape}), got shape {arr.shape}")
+            for i, (want, got) in enumerate(zip(spec.shape, arr.shape)):
+                if isinstance(want, int) and want > 0 and want != got:
+                    raise ValueError(f"InferenceSession.run: input '{name}' dim {i} must be "
+                                     f"{want} (shape {spec.shape}), got shape {arr.shape}")
+        accepted = self._accepted[name]
+        if len(accepted) < self.MAX_PLANS:
+            accepted.add((arr.shape, arr.dtype))
+        return arr
+
     def run(self, output_names=None, input_feed=None, run_options=None):
         """-> list of numpy arrays, one per requested output (all if None)."""
         if input_feed is None:
             raise TypeError("InferenceSession.run: input_feed (a dict) is required")
-        all_out = [o.name for o in self._outputs]
-        names = all_out if output_names is None else list(output_names)
-        bad = [n for n in names if n not in all_out]
-        if bad:
-            raise ValueError(f"InferenceSession.run: unknown output name(s) {bad}; the model's "
-                             f"outputs are {all_out}")
-        env = self._check_feeds(input_feed)
-        key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(env.items()))
-        new_shape = self._plan_for(key, env) is None
-        nbytes = sum(v.nbytes for k, v in env.items())
-        env.update(self.graph.constants)
+        if output_names is None:
+            names = self._output_names
+        else:
+            names = list(output_names)
+            bad = [n for n in names if n not in self._output_names]
+            if bad:
+                raise ValueError(f"InferenceSession.run: unknown output name(s) {bad}; the "
+                                 f"model's outputs are {self._output_names}")
         # Workers stay awake between this run's layers and sleep once it returns
-        # (a 1-thread run leaves them asleep).
+        # (a 1-thread run leaves them asleep). Woken first: a sleeping worker
+        # takes tens of microseconds to come back on a VM, which the checks
+        # below now overlap.
         hold = self._threads_for_run() > 1
         if hold:
             _core.hold_workers(True)
         try:
+            env = self._check_feeds(input_feed)
+            key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(env.items()))
+            new_shape = self._plan_for(key, env) is None
+            nbytes = sum(v.nbytes for v in env.values())
+            env.update(self.graph.constants)
             env = self._run_with_threads(env)
         finally:
             if hold:
                 _core.hold_workers(False)
         out = []
         for n in names:
-            v = np.asarray(cuda_ops.to_host(env[n]))
+            v = env[n]
+            if type(v) is not np.ndarray:
+                v = np.asarray(cuda_ops.to_host(v))
             if not (v.flags.writeable and v.flags.owndata):
                 v = np.array(v, copy=True)   # detach views of constants/inputs
             out.append(v)
