@@ -4,10 +4,11 @@
 // 1, zero runs for the padding), then dealt into the NR-wide panels with
 // full-vector copies.
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
+#include "convcore/cpu/kernels/row_gather.h"
 #include "convcore/cpu/kernels/sgemm_kernel.h"
-#include "convcore/cpu/kernels/vec.h"
 
 namespace convcore {
 namespace cpu {
@@ -22,6 +23,14 @@ inline void deal(const float* line, index_t nc, index_t kc, index_t k, float* Bp
   const index_t np = (nc + kNR - 1) / kNR;
   const float* s = line;
   float* d = Bp + k * kNR;
+  if constexpr (kNR == 7) {
+    // 8 floats at once, the 8th landing on row k + 1's first (written
+    // next); the last row of the block copies 7.
+    if (k + 1 < kc) {
+      for (index_t jp = 0; jp < np; ++jp, s += kNR, d += kc * kNR) std::memcpy(d, s, 8 * sizeof(float));
+      return;
+    }
+  }
   for (index_t jp = 0; jp < np; ++jp, s += kNR, d += kc * kNR)
 #pragma GCC unroll 32
     for (int t = 0; t < kNR; ++t) d[t] = s[t];
@@ -55,7 +64,7 @@ void pack_b_t(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, in
     return;
   }
   thread_local std::vector<float> line_buf;
-  if (index_t(line_buf.size()) < ncp) line_buf.resize(size_t(ncp));
+  if (index_t(line_buf.size()) < ncp + 1) line_buf.resize(size_t(ncp + 1));  // + 1: deal's 8-float copies
   float* line = line_buf.data();
   std::fill(line + nc, line + ncp, 0.f);
   const index_t khw = p.kh * p.kw, sw = p.stride_w;
@@ -86,19 +95,11 @@ void pack_b_t(const Conv2dParams& p, const float* xg, index_t p0, index_t kc, in
       } else {
         const index_t lo = std::clamp(a, ow, ow + seg), hi = std::clamp(b, lo, ow + seg);
         for (index_t t = ow; t < lo; ++t) d[t] = 0.f;
-        const float* xr = xc + ih * p.W + off_w;
-        if (sw == 1) {
-          for (index_t t = lo; t < hi; ++t) d[t] = xr[t];
-        } else if (sw == 2) {
-          // even-lane gathers while the 2*kVW floats read stay in the row
-          const index_t row_end = p.W - off_w;  // xr[i] valid for i < row_end
-          index_t t = lo;
-          for (; t + kVW <= hi && 2 * (t + kVW) <= row_end; t += kVW)
-            vstore(d + t, vload_even(xr + 2 * t));
-          for (; t < hi; ++t) d[t] = xr[2 * t];
-        } else {
-          for (index_t t = lo; t < hi; ++t) d[t] = xr[t * sw];
-        }
+        const float* xr = xc + ih * p.W + off_w;  // xr[t * sw]: column t
+        // (may write up to a vector past hi, short of the line's zeroed
+        // padding from nc: what it overwrites is written after)
+        gather_row(xr + lo * sw, p.W - off_w - lo * sw, hi - lo, sw, d + lo,
+                   std::min(hi - lo + kVW, nc - (jj + lo - ow)));
         for (index_t t = hi; t < ow + seg; ++t) d[t] = 0.f;
       }
       jj += seg;

@@ -77,15 +77,7 @@ inline V vload_part(const float* p, index_t lo, index_t hi) {
 inline V vload_even_part(const float* p, index_t lo, index_t hi) {
   const V a = vload_part(p, std::min<index_t>(lo, kVW), std::min<index_t>(hi, kVW));
   const V b = vload_part(p + kVW, std::max<index_t>(lo - kVW, 0), std::max<index_t>(hi - kVW, 0));
-#if defined(CONVCORE_ISA_avx512)
-  const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  return _mm512_permutex2var_ps(a, idx, b);
-#elif defined(CONVCORE_ISA_avx2)
-  const __m256 t = _mm256_shuffle_ps(a, b, 0x88);
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
-#else
-  return vshuffle_even(a, b);
-#endif
+  return veven(a, b);
 }
 
 // Input vector for the outputs [ow, ow+kVW) of one tap whose row starts at

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "convcore/cpu/kernels/row_gather.h"
 #include "convcore/cpu/kernels/sgemm_kernel.h"
 
 namespace convcore {
@@ -45,24 +46,6 @@ struct Seg {
   int t0, t1;
   index_t out;
 };
-
-#if defined(CONVCORE_ISA_avx512)
-typedef __mmask16 Mask;
-inline Mask lane_mask(int lo, int hi) {  // lanes [lo, hi) of one vector
-  return Mask(((1u << hi) - 1u) & ~((1u << lo) - 1u));
-}
-inline V mload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
-inline void mstore(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
-#else
-typedef __m256i Mask;
-inline Mask lane_mask(int lo, int hi) {
-  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), idx),
-                             _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), idx));
-}
-inline V mload(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
-inline void mstore(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
-#endif
 
 // The tile's rows (< mr) into their output planes, one row piece at a time;
 // whole vectors go out with plain stores, partial ones masked (masked-off
@@ -161,53 +144,13 @@ void gemm_block_flat(index_t kc, index_t mc, index_t j0, index_t j1, const float
 namespace {
 
 // One phase row: d[q] = xr[q * sw + off] for the columns q whose input
-// column lies in [0, W), zeros elsewhere (q < Wf). Inline, with vector
-// tails under lane masks: a row is 7-112 floats, so a scalar tail or a
-// memmove call per row was a large part of the fill (ResNet-50's 128x56x56
-// stride-2 layer: 13% of its time).
+// column lies in [0, W), zeros elsewhere (q < Wf).
 inline void fill_row(const float* xr, index_t W, index_t sw, index_t off, index_t Wf, float* d) {
   // columns q whose iw = q*sw + off lies in [0, W)
   const index_t qa = std::min(Wf, off >= 0 ? index_t(0) : (-off + sw - 1) / sw);
   const index_t qb = std::clamp<index_t>(W - off <= 0 ? 0 : (W - off - 1) / sw + 1, qa, Wf);
   std::fill(d, d + qa, 0.f);
-  const float* src = xr + off;  // src[q * sw]: column q
-  index_t q = qa;
-#if defined(CONVCORE_ISA_avx512) || defined(CONVCORE_ISA_avx2)
-  if (sw == 1) {
-    for (; q + kVW <= qb; q += kVW) vstore(d + q, vload(src + q));
-    if (q < qb) {
-      const Mask m = lane_mask(0, int(qb - q));
-      mstore(d + q, m, mload(src + q, m));
-      q = qb;
-    }
-  } else if (sw == 2) {
-    for (; q < qb; q += kVW) {
-      const index_t n = std::min<index_t>(kVW, qb - q);  // outputs in this vector
-      if (n == kVW && off + 2 * (q + kVW) <= W) {
-        vstore(d + q, vload_even(src + 2 * q));
-        continue;
-      }
-      // Near the row's end: read only the 2n - 1 floats the outputs need
-      // (masked lanes never fault), keep the even ones.
-      alignas(64) float t[2 * kVW];
-      const int nin = int(2 * n - 1);
-      vstore(t, mload(src + 2 * q, lane_mask(0, std::min<int>(nin, kVW))));
-      vstore(t + kVW, nin > kVW ? mload(src + 2 * q + kVW, lane_mask(0, nin - kVW)) : vzero());
-      mstore(d + q, lane_mask(0, int(n)), vload_even(t));
-    }
-    q = qb;
-  }
-#else
-  if (sw == 1) {
-    std::copy(src + qa, src + qb, d + qa);
-    q = qb;
-  } else if (sw == 2) {
-    // even-lane gathers while the 2*kVW floats read stay inside the row
-    for (; q + kVW <= qb && off + 2 * (q + kVW) <= W; q += kVW)
-      vstore(d + q, vload_even(src + 2 * q));
-  }
-#endif
-  for (; q < qb; ++q) d[q] = src[q * sw];
+  gather_row(xr + off + qa * sw, W - off - qa * sw, qb - qa, sw, d + qa, qb - qa);
   std::fill(d + qb, d + Wf, 0.f);
 }
 

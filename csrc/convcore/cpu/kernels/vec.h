@@ -75,29 +75,23 @@ inline V vmaxv(V a, V b) { return vmax(a, b); }
 inline V vminv(V a, V b) { return vmin(a, b); }
 #endif
 
-#if !defined(CONVCORE_ISA_avx512) && !defined(CONVCORE_ISA_avx2)
-// The even lanes of the 2*kVW floats (a, b): a[0], a[2], b[0], b[2].
-inline V vshuffle_even(V a, V b) {
-#if defined(__SSE2__)
+// The even lanes of the 2*kVW floats (a, b): a[0], a[2], ..., b[0], b[2], ...
+inline V veven(V a, V b) {
+#if defined(CONVCORE_ISA_avx512)
+  const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  return _mm512_permutex2var_ps(a, idx, b);
+#elif defined(CONVCORE_ISA_avx2)
+  const __m256 t = _mm256_shuffle_ps(a, b, 0x88);
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
+#elif defined(__SSE2__)
   return _mm_shuffle_ps(a, b, 0x88);
 #else
   return V{a[0], a[2], b[0], b[2]};
 #endif
 }
-#endif
 
 // p[0], p[2], ..., p[2*(kVW-1)]: reads 2*kVW floats from p.
-inline V vload_even(const float* p) {
-#if defined(CONVCORE_ISA_avx512)
-  const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  return _mm512_permutex2var_ps(_mm512_loadu_ps(p), idx, _mm512_loadu_ps(p + 16));
-#elif defined(CONVCORE_ISA_avx2)
-  const __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), 0x88);
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
-#else
-  return vshuffle_even(vload(p), vload(p + kVW));
-#endif
-}
+inline V vload_even(const float* p) { return veven(vload(p), vload(p + kVW)); }
 
 }  // namespace CONVCORE_ISA
 }  // namespace cpu
