@@ -640,10 +640,14 @@ struct ShiftedRunner {
       if (local) {
         // Rows [r0, r0 + lrows) of this group's planes; base is shifted so
         // that flat column j still reads base + j + offs[k].
-        const index_t r0 = j0 / L.Wf;
+        // Only the rows its kept columns read: lrows allows for the worst
+        // alignment of a job's columns on the rows (ResNet-50's 128x56x56
+        // stride-2 layer: 4 rows of 5). The rest of a last, partial panel
+        // reads stale rows into columns that are dropped.
+        const index_t r0 = j0 / L.Wf, r1 = std::min(r0 + lrows, (j1 - 1 + reach) / L.Wf + 1);
         thread_local AlignedFloats lbuf;
         if (lbuf.size < per_ng + slack) lbuf.resize(per_ng + slack);
-        fill(p, L, x, lbuf.data(), plane, n, g * Cg, (g + 1) * Cg, r0, r0 + lrows, r0);
+        fill(p, L, x, lbuf.data(), plane, n, g * Cg, (g + 1) * Cg, r0, r1, r0);
         std::fill(lbuf.data() + per_ng, lbuf.data() + per_ng + slack, 0.f);
         base = lbuf.data() - r0 * L.Wf;
       }
