@@ -62,6 +62,11 @@ class PackedConv2d {
   mutable AlignedFloats bt_;
   mutable index_t bt_npad_ = 0;
   const float* transposed_weights() const;
+  // GemmJobs' last job split and what it was chosen for (choose_split's
+  // search costs microseconds, a small layer's whole run tens).
+  mutable std::mutex split_mu_;
+  mutable index_t split_key_[7] = {-1, -1, -1, -1, -1, -1, -1};
+  mutable index_t split_cb_ = 1, split_mb_ = 1;
   void pack_winograd(const float* w, int tile, AlignedFloats& out) const;
   friend struct ConvRunner;
   friend struct WinogradRunner;
