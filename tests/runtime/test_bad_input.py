@@ -111,6 +111,33 @@ def test_bad_feeds():
     np.testing.assert_array_equal(x, before)
 
 
+def test_feed_checks_after_a_run():
+    # run() skips its checks for a (shape, dtype) it already accepted for an
+    # input: a bad feed after good runs still fails, and other array kinds
+    # of an accepted shape still work.
+    DTYPE = "InferenceSession.run: input 'x' must have dtype float32"
+    s = convcore.InferenceSession(_conv_model())
+    x = rand(2, 3, 8, 8)
+    ref = s.run(None, {"x": x})[0]
+    for _ in range(2):
+        np.testing.assert_array_equal(s.run(None, {"x": x})[0], ref)
+        with pytest.raises(TypeError, match=DTYPE):
+            s.run(None, {"x": x.astype(np.float64)})
+        with pytest.raises(TypeError, match=DTYPE):
+            s.run(None, {"x": x.astype(">f4")})   # same shape, other byte order
+        with pytest.raises(ValueError, match="run: input 'x' must have rank"):
+            s.run(None, {"x": x[None]})
+        with pytest.raises(ValueError, match="run: input 'x' dim 1 must be"):
+            s.run(None, {"x": rand(2, 4, 8, 8)})
+        with pytest.raises(ValueError, match="missing input"):
+            s.run(None, {})
+    t = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # not C-contiguous
+    assert not t.flags.c_contiguous
+    np.testing.assert_array_equal(s.run(None, {"x": t})[0], ref)
+    with pytest.raises(TypeError, match=DTYPE):   # a list becomes float64
+        s.run(None, {"x": x.tolist()})
+
+
 def _external_model(tmp_path, location, offset=0, length=None):
     w = rand(4, 3, 3, 3)
     t = numpy_helper.from_array(w, "w")
