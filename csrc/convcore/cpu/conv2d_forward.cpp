@@ -15,6 +15,7 @@
 // results do not depend on the thread count.
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -616,8 +617,17 @@ struct ShiftedRunner {
     }
   }
 
+  // What a thread's local planes hold: rows [wb, fb) of image-group ng's
+  // planes for the call numbered `call`.
+  struct LocalRows {
+    uint64_t call = 0;
+    index_t ng = -1, wb = 0, fb = 0;
+  };
+
   static void run(const PackedConv2d& pk, const Conv2dParams& p, const float* x, float* y,
                   const Epilogue& ep, const float* residual) {
+    static std::atomic<uint64_t> calls{0};
+    const uint64_t call = calls.fetch_add(1, std::memory_order_relaxed) + 1;
     const KernelTable& kt = kernels();
     const Layout L = layout(p);
     const index_t MR = pk.mr_, KC = pk.kc_, NR = kt.gemm_nr;
@@ -640,7 +650,10 @@ struct ShiftedRunner {
         (p.kh - 1) * p.dil_h / p.stride_h * L.Wf + (p.kw - 1) * p.dil_w / p.stride_w;
     const index_t lrows = std::min(L.Hf, (jobs.cpj * NR - 1 + reach + L.Wf - 1) / L.Wf + 1);
     const bool local = !L.direct && Cg * L.P * lrows * L.Wf <= (index_t(512) << 10) / 4;
-    const index_t plane = (local ? lrows : L.Hf) * L.Wf;
+    // Local planes hold `cap` rows: room for the rows of the next jobs on
+    // the same thread, which continue this job's (see below).
+    const index_t cap = local ? std::min(L.Hf, 2 * lrows) : L.Hf;
+    const index_t plane = cap * L.Wf;
     const index_t per_ng = Cg * L.P * plane, slack = NR + 64;
     // B row r = (c, tap): each tap's offset in its phase plane once, then
     // per channel, not four divisions per row (1.01-1.02x on SqueezeNet's
@@ -692,18 +705,44 @@ struct ShiftedRunner {
                     m1 = jb.m1;
       const float* base = src + (L.direct ? (n * p.C + g * Cg) * hw : ng * per_ng);
       if (local) {
-        // Rows [r0, r0 + lrows) of this group's planes; base is shifted so
-        // that flat column j still reads base + j + offs[k].
-        // Only the rows its kept columns read: lrows allows for the worst
-        // alignment of a job's columns on the rows (ResNet-50's 128x56x56
-        // stride-2 layer: 4 rows of 5). The rest of a last, partial panel
-        // reads stale rows into columns that are dropped.
+        // The job reads phase rows [r0, r1) of this group's planes: only
+        // those its kept columns read (lrows allows for the worst alignment
+        // of a job's columns on the rows; the rest of a last, partial panel
+        // reads stale rows into columns that are dropped). The buffer keeps
+        // rows [wb, fb) at row r - wb; base is shifted so that flat column j
+        // still reads base + j + offs[k]. Jobs are dealt in contiguous
+        // ranges, so a thread's next job usually continues its last one's
+        // rows and fills only the rows it adds, sliding the kept ones to
+        // the front when the buffer is full (the halo rows were filled
+        // again per job: 3x3 kernels 2 of every ~4-5 rows).
         const index_t r0 = j0 / L.Wf, r1 = std::min(r0 + lrows, (j1 - 1 + reach) / L.Wf + 1);
         thread_local AlignedFloats lbuf;
-        if (lbuf.size < per_ng + slack) lbuf.resize(per_ng + slack);
-        fill(p, L, x, lbuf.data(), plane, n, g * Cg, (g + 1) * Cg, r0, r1, r0);
-        std::fill(lbuf.data() + per_ng, lbuf.data() + per_ng + slack, 0.f);
-        base = lbuf.data() - r0 * L.Wf;
+        thread_local LocalRows st;
+        if (lbuf.size < per_ng + slack) {
+          lbuf.resize(per_ng + slack);
+          st = LocalRows();
+        }
+        float* buf = lbuf.data();
+        const index_t c0 = g * Cg, c1 = (g + 1) * Cg;
+        if (st.call == call && st.ng == ng && r0 >= st.wb && r0 <= st.fb) {
+          if (r1 > st.wb + cap) {  // slide rows [r0, fb) to the front
+            const index_t keep = st.fb - r0;
+            if (keep > 0)
+              for (index_t q = 0; q < Cg * L.P; ++q)
+                std::memmove(buf + q * plane, buf + q * plane + (r0 - st.wb) * L.Wf,
+                             size_t(keep * L.Wf) * sizeof(float));
+            st.wb = r0;
+          }
+          if (r1 > st.fb) {
+            fill(p, L, x, buf, plane, n, c0, c1, st.fb, r1, st.wb);
+            st.fb = r1;
+          }
+        } else {
+          fill(p, L, x, buf, plane, n, c0, c1, r0, r1, r0);
+          std::fill(buf + per_ng, buf + per_ng + slack, 0.f);
+          st = LocalRows{call, ng, r0, r1};
+        }
+        base = buf - st.wb * L.Wf;
       }
       const index_t cbase = (n * p.K + g * Kg) * ohw;
       GemmTileOut o;
