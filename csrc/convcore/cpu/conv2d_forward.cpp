@@ -897,8 +897,8 @@ static WinogradSplit winograd_split(index_t N, index_t TH, index_t TW, index_t K
         for (index_t j = jobs * t / T; j < jobs * (t + 1) / T; ++j) {
           const JobCoord jc = job_coord(j, N, cb, mb, wouter);
           const index_t nt = std::min(rpj, TH - jc.cbi * rpj) * TW;
-          const double share =
-              double(std::min(mpj, mpanels - jc.mbi * mpj)) / double(mpanels);
+          const double share =  // (the last blocks may be empty)
+              double(std::clamp<index_t>(mpanels - jc.mbi * mpj, 0, mpj)) / double(mpanels);
           c += (double((nt + nr - 1) / nr * nr) * slow + 0.5 * double(nr) + weights) * share +
                tau * double(nt);
         }
