@@ -77,6 +77,19 @@ struct ShiftedBPrefetch : ShiftedB {
   }
 };
 
+// As PackedB, and row k of the next panel (`next`, NR floats per row) is
+// prefetched: weights read once per call come from L3 or memory, where
+// the prefetchers start too late on each new panel.
+struct PackedBPrefetch : PackedB {
+  const float* next;
+  template <int NR>
+  const float* row(index_t k) const {
+    const float* n = next + k * NR;
+    __builtin_prefetch(n);
+    if constexpr (NR * sizeof(float) > 64) __builtin_prefetch(n + 16);
+    return p + k * NR;
+  }
+};
 // acc = Ap[kc][MR] * B[kc][NR] (the register tile; inlined so acc stays in
 // registers).
 template <int MR, int NV, class BSrc>
