@@ -46,6 +46,8 @@ void bind_info(py::module_& m) {
     feats["avx512dq"] = f.avx512dq;
     feats["avx512vl"] = f.avx512vl;
     d["features"] = feats;
+    d["vendor_intel"] = f.intel;
+    d["shifted_1x1"] = t.shifted_1x1;  // stride-1 1x1 convs read x in place
     d["openmp"] = _OPENMP;
     return d;
   });

@@ -1118,12 +1118,12 @@ void PackedConv2d::run(const Conv2dParams& p, const float* x, float* y, const Ep
       // 1.01 ms, 1 thread 2.23 -> 1.97, where the shifted GEMM first copied
       // out the phase plane; its 3x3 stride-2 256->256 to 14x14 level at
       // batch 1, 1.05x at batch 8; stride-1 14x14 1x1s stay shifted, 2-3%
-      // faster in place).
+      // faster in place; not on Intel, see KernelTable::shifted_1x1).
       const bool strided = p.stride_h > 1 || p.stride_w > 1;
       if (SmallPlaneRunner::applies(kernels(), p) && (p.OH * p.OW < 100 || strided))
         SmallPlaneRunner::run(*this, p, x, y, ep, residual);
       else if (a == ConvAlgo::Gemm1x1 && p.pad_l == 0 && p.pad_t == 0 &&
-               shifted_width(p) == p.OW)
+               shifted_width(p) == p.OW && kernels().shifted_1x1)
         ShiftedRunner::run(*this, p, x, y, ep, residual);
       else if (SmallPlaneRunner::applies(kernels(), p))
         SmallPlaneRunner::run(*this, p, x, y, ep, residual);

@@ -13,6 +13,8 @@ CpuFeatures cpu_features() {
   CpuFeatures f;
 #if CONVCORE_HAVE_X86
   unsigned a, b, c, d;
+  if (__get_cpuid(0, &a, &b, &c, &d))
+    f.intel = b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu;  // "GenuineIntel"
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
   const bool osxsave = c & (1u << 27);
   f.fma = c & (1u << 12);
@@ -46,9 +48,12 @@ KernelTable choose() {
   const bool allow_avx2 = !force || std::strcmp(force, "baseline") != 0;
   const bool allow_avx512 = allow_avx2 && (!force || std::strcmp(force, "avx2") != 0);
   if (allow_avx2 && f.avx2 && f.fma) cpu::avx2::fill_table(t);
-  if (allow_avx512 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl)
+  if (allow_avx512 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl) {
     cpu::avx512::fill_table(t);
+    t.shifted_1x1 = !f.intel;
+  }
 #endif
+  if (const char* s = std::getenv("CONVCORE_SHIFTED_1X1")) t.shifted_1x1 = std::atoi(s) != 0;
   return t;
 }
 
