@@ -103,6 +103,7 @@ struct KernelTable {
   // threads); on Zen 4 in place measured 2-3% faster. CONVCORE_SHIFTED_1X1
   // (0/1) overrides.
   bool shifted_1x1 = true;
+  index_t l1d_bytes = 0;  // L1 data cache per core (0: unknown), for loop orders
 
   // Serial SGEMM (packing + micro-kernel). Callers split work across threads.
   void (*sgemm)(const GemmArgs&) = nullptr;

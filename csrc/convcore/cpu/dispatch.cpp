@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <unistd.h>
 
 #if CONVCORE_HAVE_X86
 #include <cpuid.h>
@@ -54,6 +56,10 @@ KernelTable choose() {
   }
 #endif
   if (const char* s = std::getenv("CONVCORE_SHIFTED_1X1")) t.shifted_1x1 = std::atoi(s) != 0;
+#if defined(_SC_LEVEL1_DCACHE_SIZE)
+  t.l1d_bytes = std::max(0L, sysconf(_SC_LEVEL1_DCACHE_SIZE));
+#endif
+  if (const char* s = std::getenv("CONVCORE_L1D_BYTES")) t.l1d_bytes = std::atol(s);
   return t;
 }
 

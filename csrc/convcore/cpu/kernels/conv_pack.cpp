@@ -133,16 +133,19 @@ void conv_pack_b_7(const Conv2dParams& p, const float* xg, index_t p0, index_t k
   pack_b_t<7>(p, xg, p0, kc, j0, nc, Bp);
 }
 // Here B holds the weights (kc x nc, read once per call, from L3 or memory
-// in a model) and A the pixels (mc <= 196 rows). Where B is the larger,
-// each B panel stays in L1 for all pixel tiles (column panels outer), the
-// next one prefetched while the first tile runs; row-outer order streams
-// the whole B block from L2 for every 7-row tile, and the B loads stalled
-// (perf: ~40% of the kernel's samples on ResNet-50's 7x7 layers). 1 thread,
-// in the model (per-node, Xeon AVX-512): 512->2048 7x7 1.20-1.36 -> 0.94-0.98
+// in a model) and A the pixels (mc <= 196 rows). Where the L1 holds a B
+// panel and a 7-row A tile (48 KB: Intel's AVX-512 cores; not Zen 4's 32
+// KB), each B panel stays there for all pixel tiles (column panels outer),
+// the next one prefetched while the first tile runs. Row-outer order
+// streams the whole B block from L2 for every 7-row tile, and the B loads
+// stalled (perf: ~40% of the kernel's samples on ResNet-50's 7x7 layers).
+// 1 thread, in the model (per node, Xeon): 512->2048 7x7 1.20-1.36 -> 0.94-0.98
 // ms, 1024->2048 stride 2 2.37-2.53 -> 1.91.
 void gemm_block_7(index_t kc, index_t mc, index_t nc, const float* Ap, const float* Bp, float* C,
                   index_t ldc, const GemmTileOut& out) {
-  if (nc <= mc) return gemm_block_t<7, kNV>(kc, mc, nc, Ap, Bp, C, ldc, out);
+  const index_t l1 = kernels().l1d_bytes;
+  if (mc <= 7 || kc * (kNR + 7) * index_t(sizeof(float)) > l1)
+    return gemm_block_t<7, kNV>(kc, mc, nc, Ap, Bp, C, ldc, out);
   for (index_t jr = 0; jr < nc; jr += kNR) {
     const index_t nr = std::min<index_t>(kNR, nc - jr);
     const float* B = Bp + jr * kc;

@@ -1,9 +1,10 @@
-"""Stride-1 unpadded 1x1 convs have two GEMM paths: B read in place from x
-(the shifted GEMM) or packed into panels. The kernel table picks one per CPU
-(cpu_info()["shifted_1x1"]: packed on Intel AVX-512, in place elsewhere), so
-the test suite would only ever see one of them on a given machine. This runs
-the same checks in a child process with CONVCORE_SHIFTED_1X1 forced to each
-setting, against a float64 reference."""
+"""Choices the kernel table makes per CPU, so that one machine's test run
+would only ever see one side of them: stride-1 unpadded 1x1 convs read B in
+place from x (the shifted GEMM) or pack it (cpu_info()["shifted_1x1"]:
+packed on Intel AVX-512), and the 7-row small-plane tiles loop over weight
+panels outer or pixel tiles outer depending on the L1 size. Each setting
+runs in a child process (CONVCORE_SHIFTED_1X1, CONVCORE_L1D_BYTES) against a
+float64 reference."""
 from __future__ import annotations
 
 import os
@@ -45,13 +46,30 @@ for threads in (1, 2):
             scale = max(1.0, float(np.abs(ref).max()))
             err = float(np.abs(y - e).max()) / scale
             assert err < 1e-5, (N, C, K, H, W, act, threads, err)
+    # 3x3 layers on the small-plane tiles (stride 2 to 7x7, stride 1 on 7x7
+    # and on 14x14), weights wider than the pixels and narrower
+    for N, C, K, H, s in [(1, 64, 96, 14, 2), (1, 40, 200, 7, 1), (2, 24, 40, 14, 1),
+                          (1, 128, 48, 13, 2)]:
+        x = rng.standard_normal((N, C, H, H), dtype=np.float32)
+        w = rng.standard_normal((K, C, 3, 3), dtype=np.float32)
+        xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+        OH = (H - 1) // s + 1
+        ref = np.zeros((N, K, OH, OH))
+        for i in range(3):
+            for j in range(3):
+                patch = xp[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OH - 1) + 1:s]
+                ref += np.einsum("nchw,kc->nkhw", patch, w[:, :, i, j].astype(np.float64))
+        for algo in ("auto", "implicit_gemm"):
+            y = conv2d_fused(x, w, None, s, 1, algo=algo)
+            err = float(np.abs(y - ref).max()) / max(1.0, float(np.abs(ref).max()))
+            assert err < 1e-5, (N, C, K, H, s, algo, threads, err)
 print("ok")
 """
 
 
-@pytest.mark.parametrize("shifted", [0, 1])
-def test_1x1_both_b_paths(shifted):
-    env = dict(os.environ, CONVCORE_SHIFTED_1X1=str(shifted))
+@pytest.mark.parametrize("shifted,l1d", [(0, 0), (1, 0), (0, 1 << 20), (1, 1 << 20)])
+def test_both_sides_of_cpu_choices(shifted, l1d):
+    env = dict(os.environ, CONVCORE_SHIFTED_1X1=str(shifted), CONVCORE_L1D_BYTES=str(l1d))
     r = subprocess.run([sys.executable, "-c", _SCRIPT.format(want=bool(shifted))], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
