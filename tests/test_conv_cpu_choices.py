@@ -25,7 +25,8 @@ assert cc.cpu_info()["shifted_1x1"] == want, cc.cpu_info()
 rng = np.random.default_rng(0)
 # (N, C, K, H, W): ResNet-like planes, 7-pixel tiles (196, 49), odd sizes,
 # columns that leave ragged panels, and a batch
-cases = [(1, 64, 256, 56, 56), (1, 256, 64, 28, 28), (1, 48, 200, 14, 14),
+cases = [(1, 64, 256, 56, 56), (1, 256, 64, 28, 28), (1, 48, 200, 14, 14), (1, 96, 256, 14, 14),
+         (1, 72, 300, 13, 15),
          (2, 33, 70, 13, 11), (1, 16, 40, 7, 7), (3, 20, 24, 9, 31), (1, 512, 96, 5, 5)]
 for threads in (1, 2):
     cc.set_num_threads(threads)
