@@ -147,7 +147,10 @@ def test_auto_choice():
     assert conv_algorithm((1, 32, 56, 56), (32, 1, 3, 3), padding=1, groups=32) == "depthwise_direct"
     assert conv_algorithm((1, 32, 56, 56), (64, 1, 3, 3), padding=1, groups=32) == "depthwise_direct"
     assert conv_algorithm((1, 64, 56, 56), (64, 64, 3, 3), padding=1) == "winograd3x3_f4"
-    assert conv_algorithm((1, 512, 7, 7), (512, 512, 3, 3), padding=1) == "winograd3x3"
+    # 7x7 planes: direct on CPUs that say so (cpu_info()["winograd_small_direct"])
+    small = "implicit_gemm" if cc.cpu_info()["winograd_small_direct"] else "winograd3x3"
+    assert conv_algorithm((1, 512, 7, 7), (512, 512, 3, 3), padding=1) == small
+    assert conv_algorithm((1, 512, 14, 14), (512, 512, 3, 3), padding=1) == "winograd3x3"
     assert conv_algorithm((1, 64, 56, 56), (64, 64, 3, 3), padding=1, stride=2) == "shifted_gemm"
     assert conv_algorithm((1, 32, 56, 56), (64, 32, 3, 3), padding=1) == "shifted_gemm"
     assert conv_algorithm((1, 3, 224, 224), (64, 3, 7, 7), padding=3, stride=2) == "shifted_gemm"
@@ -364,12 +367,19 @@ def test_winograd_channel_blocks_threads():
 
 def test_auto_winograd_tile_follows_plane_size():
     # One packed layer run on a large plane (F(4x4), packed on first use)
-    # and on a 7x7 one (F(2x2)): both right, both reported.
+    # and on small ones (F(2x2); 7x7 directly where the CPU says so): all
+    # right, all reported.
     c = (1, 64, 30, 30, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1)
     x, w, b = make(c)
     pk = packed(w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1, "relu")
-    for shape in [(1, 64, 30, 30), (2, 64, 7, 7), (1, 64, 16, 14)]:
+    direct = cc.cpu_info()["winograd_small_direct"]
+    for shape in [(1, 64, 30, 30), (2, 64, 7, 7), (1, 64, 16, 14), (1, 64, 8, 8)]:
         xs = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
         check(pk.run(xs), np.maximum(ref_conv(xs, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1), 0))
-        want = "winograd3x3_f4" if min(shape[2:]) >= 14 else "winograd3x3"
+        if min(shape[2:]) >= 14:
+            want = "winograd3x3_f4"
+        elif direct and shape[2] * shape[3] == 49:
+            want = "implicit_gemm"
+        else:
+            want = "winograd3x3"
         assert pk.algo(list(shape)) == want

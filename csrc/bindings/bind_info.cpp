@@ -48,6 +48,7 @@ void bind_info(py::module_& m) {
     d["features"] = feats;
     d["vendor_intel"] = f.intel;
     d["shifted_1x1"] = t.shifted_1x1;  // stride-1 1x1 convs read x in place
+    d["winograd_small_direct"] = t.winograd_small_direct;
     d["openmp"] = _OPENMP;
     return d;
   });

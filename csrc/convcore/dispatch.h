@@ -105,6 +105,11 @@ struct KernelTable {
   // CONVCORE_SHIFTED_1X1 (0/1) overrides.
   bool shifted_1x1 = true;
   index_t l1d_bytes = 0;  // L1 data cache per core (0: unknown), for loop orders
+  // Winograd-shaped 3x3 layers on planes of <= 49 outputs run as implicit
+  // GEMMs (small_plane_direct in conv2d_forward.cpp): on Intel's AVX-512
+  // cores, whose two FMA units make F(2x2)'s extra weight traffic cost more
+  // than its saved multiply-adds. CONVCORE_WINOGRAD_SMALL_DIRECT (0/1).
+  bool winograd_small_direct = false;
 
   // Serial SGEMM (packing + micro-kernel). Callers split work across threads.
   void (*sgemm)(const GemmArgs&) = nullptr;

@@ -113,9 +113,24 @@ bool in_place_1x1(const Conv2dParams& p) {
          (p.OH * p.OW <= 196 && p.Kg() < 256);
 }
 
+// A Winograd-shaped layer on a plane of at most 49 outputs runs as an
+// implicit GEMM on the 7-row tiles where the CPU says so
+// (KernelTable::winograd_small_direct): F(2x2)'s 16 GEMMs over so few
+// tiles stream 16/9 of the weights for 2.25x fewer multiply-adds, and a
+// core with two 512-bit FMA units waits on the weights instead (Xeon, 1
+// thread, ResNet-50's 512-channel 7x7 layers in the model: 2.72-2.78 ->
+// 2.22-2.32 ms).
+bool small_plane_direct(const Conv2dParams& p) {
+  const KernelTable& kt = kernels();
+  const index_t ohw = p.OH * p.OW;
+  return kt.winograd_small_direct && kt.gemm_block_rows7 && ohw > 0 && ohw <= 49 &&
+         ohw % 7 == 0 && p.Kg() >= 2 * kt.gemm_nr;
+}
+
 ConvAlgo choose_conv_algo(const Conv2dParams& p) {
   if (is_depthwise(p)) return ConvAlgo::Depthwise;
   if (is_1x1(p)) return ConvAlgo::Gemm1x1;
+  if (winograd_preferred(p) && small_plane_direct(p)) return ConvAlgo::ImplicitGemm;
   if (winograd_preferred(p))
     return winograd_f4_preferred(p) ? ConvAlgo::Winograd3x3F4 : ConvAlgo::Winograd3x3;
   // Sizes are unknown when weights are packed ahead of the input (H = 0):
@@ -847,6 +862,25 @@ const float* PackedConv2d::transposed_weights() const {
     const index_t rows = geom_.Cg() * geom_.kh * geom_.kw;
     bt_npad_ = (Kg + NR - 1) / NR * NR;
     bt_.resize(G * bt_npad_ * rows);
+    if (wino_ != 0) {
+      // A Winograd-packed layer run directly (small_plane_direct): from the
+      // original weights ([K][C][kh][kw]: row c*kh*kw + tap of output oc),
+      // and its F(2x2) copy is dropped unless a run used it (as F(4x4)
+      // does in winograd_weights; a later Winograd run packs it again).
+      for (index_t p0 = 0; p0 < rows; p0 += kc_) {
+        const index_t kc = std::min(kc_, rows - p0);
+        float* blk = bt_.data() + p0 * bt_npad_;
+        for (index_t jp = 0; jp < bt_npad_; jp += NR)
+          for (index_t k = 0; k < kc; ++k)
+            for (index_t t = 0; t < NR; ++t) {
+              const index_t oc = jp + t;
+              blk[jp * kc + k * NR + t] = oc < Kg ? w_[oc * rows + p0 + k] : 0.f;
+            }
+      }
+      std::lock_guard<std::mutex> g(wino_mu_);
+      if (!f2_used_) a_ = AlignedFloats();
+      return;
+    }
     for (index_t g = 0; g < G; ++g)
       for (index_t p0 = 0; p0 < rows; p0 += kc_) {
         const index_t kc = std::min(kc_, rows - p0);
@@ -1016,7 +1050,10 @@ PackedConv2d::PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo al
   if (algo == ConvAlgo::Winograd3x3 || (algo == ConvAlgo::Auto && winograd_preferred(geom))) {
     pack_winograd(w, 2, a_);
     wino_ = 2;
-    if (algo != ConvAlgo::Auto || !winograd_f4_channels(geom)) std::vector<float>().swap(w_);
+    // (Auto layers keep w_ where a later run may pack it again: F(4x4), or
+    // the transposed weights of small_plane_direct.)
+    if (algo != ConvAlgo::Auto || !(winograd_f4_channels(geom) || kt.winograd_small_direct))
+      std::vector<float>().swap(w_);
     return;
   }
   if (algo == ConvAlgo::Winograd3x3F4) {
@@ -1112,7 +1149,10 @@ void PackedConv2d::run(const Conv2dParams& p, const float* x, float* y, const Ep
   const bool wino = a == ConvAlgo::Winograd3x3 || a == ConvAlgo::Winograd3x3F4;
   const bool packed_gemm = a == ConvAlgo::ImplicitGemm || a == ConvAlgo::Gemm1x1 ||
                            a == ConvAlgo::ShiftedGemm;
-  const bool ok = wino ? (a == ConvAlgo::Winograd3x3 ? wino_ == 2 : wino_ != 0) : wino_ == 0;
+  const bool direct = a == ConvAlgo::ImplicitGemm && wino_ == 2 && forced_ == ConvAlgo::Auto &&
+                      small_plane_direct(p);  // transposed weights from w_
+  const bool ok = wino ? (a == ConvAlgo::Winograd3x3 ? wino_ == 2 : wino_ != 0)
+                       : (wino_ == 0 || direct);
   if (!ok && (wino || packed_gemm))
     fail("conv2d", "internal error: weights were packed for another algorithm");
   switch (a) {

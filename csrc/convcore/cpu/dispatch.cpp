@@ -53,9 +53,12 @@ KernelTable choose() {
   if (allow_avx512 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl) {
     cpu::avx512::fill_table(t);
     t.shifted_1x1 = !f.intel;
+    t.winograd_small_direct = f.intel;
   }
 #endif
   if (const char* s = std::getenv("CONVCORE_SHIFTED_1X1")) t.shifted_1x1 = std::atoi(s) != 0;
+  if (const char* s = std::getenv("CONVCORE_WINOGRAD_SMALL_DIRECT"))
+    t.winograd_small_direct = std::atoi(s) != 0;
 #if defined(_SC_LEVEL1_DCACHE_SIZE)
   t.l1d_bytes = std::max(0L, sysconf(_SC_LEVEL1_DCACHE_SIZE));
 #endif
