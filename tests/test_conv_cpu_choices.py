@@ -101,10 +101,11 @@ def ref(x, w, b):
 
 
 # One packed layer (Winograd-shaped: both channel counts >= 64) run on planes
-# that take each path in turn: the small ones directly where the CPU says so
-# (its Winograd copy then dropped), the larger ones by Winograd again (packed
-# again from the kept weights). 96x80 also has F(4x4); 160x128 has not.
-for C, K in ((96, 80), (160, 128)):
+# that take each path in turn: the small ones directly where the CPU says so,
+# the larger ones by Winograd. 96x80 also has F(4x4) and keeps its original
+# weights; 160x128 and 400x64 (two k blocks) take them back from the F(2x2)
+# copy for the direct path.
+for C, K in ((96, 80), (160, 128), (400, 64)):
     w = rng.standard_normal((K, C, 3, 3), dtype=np.float32)
     b = rng.standard_normal(K, dtype=np.float32)
     pk = _core.PackedConv2d(w, b, [1, 1], [1, 1, 1, 1], [1, 1], 1, -np.inf, np.inf)

@@ -863,10 +863,38 @@ const float* PackedConv2d::transposed_weights() const {
     bt_npad_ = (Kg + NR - 1) / NR * NR;
     bt_.resize(G * bt_npad_ * rows);
     if (wino_ != 0) {
-      // A Winograd-packed layer run directly (small_plane_direct): from the
-      // original weights ([K][C][kh][kw]: row c*kh*kw + tap of output oc),
-      // and its F(2x2) copy is dropped unless a run used it (as F(4x4)
-      // does in winograd_weights; a later Winograd run packs it again).
+      // A Winograd-packed layer run directly (small_plane_direct), from its
+      // original weights where it kept them (F(4x4)-capable layers), else
+      // from its F(2x2) copy, which holds them: U = G g G^T with G's first
+      // and last rows e0 and e2, so g's outer rows / columns are U's and
+      // the middle ones differences of U's middle two (exact up to U's
+      // rounding, ~1e-7 relative). Layers keep both copies (ResNet-50:
+      // +19 MB for its two 512-channel 7x7 layers; none elsewhere).
+      std::vector<float> wt;
+      const float* wsrc = w_.data();
+      if (w_.empty()) {
+        std::lock_guard<std::mutex> g(wino_mu_);
+        wt.resize(size_t(Kg * rows));
+        const index_t C = geom_.C;
+        auto U = [&](index_t xi, index_t oc, index_t c) {
+          const index_t c0 = c / kc_ * kc_, kc = std::min(kc_, C - c0);
+          return double(a_.data()[xi * mpad_ * C + c0 * mpad_ + oc / mr_ * mr_ * kc +
+                                  (c - c0) * mr_ + oc % mr_]);
+        };
+        // index sets: g row/col 0 <- 0, 2 <- 3, 1 <- (1) - (2)
+        for (index_t oc = 0; oc < Kg; ++oc)
+          for (index_t c = 0; c < C; ++c)
+            for (int r = 0; r < 3; ++r)
+              for (int q = 0; q < 3; ++q) {
+                auto at = [&](int i, int j) { return U(i * 4 + j, oc, c); };
+                auto col = [&](int i) {
+                  return q == 0 ? at(i, 0) : q == 2 ? at(i, 3) : at(i, 1) - at(i, 2);
+                };
+                const double v = r == 0 ? col(0) : r == 2 ? col(3) : col(1) - col(2);
+                wt[size_t(oc * rows + c * 9 + r * 3 + q)] = float(v);
+              }
+        wsrc = wt.data();
+      }
       for (index_t p0 = 0; p0 < rows; p0 += kc_) {
         const index_t kc = std::min(kc_, rows - p0);
         float* blk = bt_.data() + p0 * bt_npad_;
@@ -874,11 +902,9 @@ const float* PackedConv2d::transposed_weights() const {
           for (index_t k = 0; k < kc; ++k)
             for (index_t t = 0; t < NR; ++t) {
               const index_t oc = jp + t;
-              blk[jp * kc + k * NR + t] = oc < Kg ? w_[oc * rows + p0 + k] : 0.f;
+              blk[jp * kc + k * NR + t] = oc < Kg ? wsrc[oc * rows + p0 + k] : 0.f;
             }
       }
-      std::lock_guard<std::mutex> g(wino_mu_);
-      if (!f2_used_) a_ = AlignedFloats();
       return;
     }
     for (index_t g = 0; g < G; ++g)
@@ -1050,10 +1076,7 @@ PackedConv2d::PackedConv2d(const Conv2dParams& geom, const float* w, ConvAlgo al
   if (algo == ConvAlgo::Winograd3x3 || (algo == ConvAlgo::Auto && winograd_preferred(geom))) {
     pack_winograd(w, 2, a_);
     wino_ = 2;
-    // (Auto layers keep w_ where a later run may pack it again: F(4x4), or
-    // the transposed weights of small_plane_direct.)
-    if (algo != ConvAlgo::Auto || !(winograd_f4_channels(geom) || kt.winograd_small_direct))
-      std::vector<float>().swap(w_);
+    if (algo != ConvAlgo::Auto || !winograd_f4_channels(geom)) std::vector<float>().swap(w_);
     return;
   }
   if (algo == ConvAlgo::Winograd3x3F4) {
