@@ -62,6 +62,7 @@ class PackedConv2d {
   mutable AlignedFloats bt_;
   mutable index_t bt_npad_ = 0;
   const float* transposed_weights() const;
+  std::vector<float> winograd2_unpack() const;  // original weights from F(2x2)
   // GemmJobs' last job split and what it was chosen for (choose_split's
   // search costs microseconds, a small layer's whole run tens).
   mutable std::mutex split_mu_;

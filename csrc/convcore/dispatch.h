@@ -100,9 +100,9 @@ struct KernelTable {
   // rather than packing it. On Intel's AVX-512 cores the in-place rows
   // (one plane apart, hundreds per panel) stall the micro-kernel's loads
   // and packing is ~10% faster (ResNet-50's 56x56-14x14 1x1s, 1 and 2
-  // threads); on Zen 4 in place measured 2-3% faster. Layers with fewer
-  // than 64 input or output channels stay in place (in_place_1x1).
-  // CONVCORE_SHIFTED_1X1 (0/1) overrides.
+  // threads); on Zen 4 in place measured 2-3% faster. Layers whose
+  // channels do not pay for the packing stay in place either way
+  // (in_place_1x1). CONVCORE_SHIFTED_1X1 (0/1) overrides.
   bool shifted_1x1 = true;
   index_t l1d_bytes = 0;  // L1 data cache per core (0: unknown), for loop orders
   // Winograd-shaped 3x3 layers on planes of <= 49 outputs run as implicit

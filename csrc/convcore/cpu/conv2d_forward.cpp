@@ -130,9 +130,10 @@ bool small_plane_direct(const Conv2dParams& p) {
 ConvAlgo choose_conv_algo(const Conv2dParams& p) {
   if (is_depthwise(p)) return ConvAlgo::Depthwise;
   if (is_1x1(p)) return ConvAlgo::Gemm1x1;
-  if (winograd_preferred(p) && small_plane_direct(p)) return ConvAlgo::ImplicitGemm;
-  if (winograd_preferred(p))
+  if (winograd_preferred(p)) {
+    if (small_plane_direct(p)) return ConvAlgo::ImplicitGemm;
     return winograd_f4_preferred(p) ? ConvAlgo::Winograd3x3F4 : ConvAlgo::Winograd3x3;
+  }
   // Sizes are unknown when weights are packed ahead of the input (H = 0):
   // both GEMM paths share that packing, the run picks.
   if (p.OW > 0 && shifted_preferred(p)) return ConvAlgo::ShiftedGemm;
@@ -862,51 +863,26 @@ const float* PackedConv2d::transposed_weights() const {
     const index_t rows = geom_.Cg() * geom_.kh * geom_.kw;
     bt_npad_ = (Kg + NR - 1) / NR * NR;
     bt_.resize(G * bt_npad_ * rows);
-    if (wino_ != 0) {
-      // A Winograd-packed layer run directly (small_plane_direct), from its
-      // original weights where it kept them (F(4x4)-capable layers), else
-      // from its F(2x2) copy, which holds them: U = G g G^T with G's first
-      // and last rows e0 and e2, so g's outer rows / columns are U's and
-      // the middle ones differences of U's middle two (exact up to U's
-      // rounding, ~1e-7 relative). Layers keep both copies (ResNet-50:
-      // +19 MB for its two 512-channel 7x7 layers; none elsewhere).
-      std::vector<float> wt;
-      const float* wsrc = w_.data();
-      if (w_.empty()) {
-        std::lock_guard<std::mutex> g(wino_mu_);
-        wt.resize(size_t(Kg * rows));
-        const index_t C = geom_.C;
-        auto U = [&](index_t xi, index_t oc, index_t c) {
-          const index_t c0 = c / kc_ * kc_, kc = std::min(kc_, C - c0);
-          return double(a_.data()[xi * mpad_ * C + c0 * mpad_ + oc / mr_ * mr_ * kc +
-                                  (c - c0) * mr_ + oc % mr_]);
-        };
-        // index sets: g row/col 0 <- 0, 2 <- 3, 1 <- (1) - (2)
-        for (index_t oc = 0; oc < Kg; ++oc)
-          for (index_t c = 0; c < C; ++c)
-            for (int r = 0; r < 3; ++r)
-              for (int q = 0; q < 3; ++q) {
-                auto at = [&](int i, int j) { return U(i * 4 + j, oc, c); };
-                auto col = [&](int i) {
-                  return q == 0 ? at(i, 0) : q == 2 ? at(i, 3) : at(i, 1) - at(i, 2);
-                };
-                const double v = r == 0 ? col(0) : r == 2 ? col(3) : col(1) - col(2);
-                wt[size_t(oc * rows + c * 9 + r * 3 + q)] = float(v);
-              }
-        wsrc = wt.data();
-      }
-      for (index_t p0 = 0; p0 < rows; p0 += kc_) {
-        const index_t kc = std::min(kc_, rows - p0);
-        float* blk = bt_.data() + p0 * bt_npad_;
-        for (index_t jp = 0; jp < bt_npad_; jp += NR)
-          for (index_t k = 0; k < kc; ++k)
-            for (index_t t = 0; t < NR; ++t) {
-              const index_t oc = jp + t;
-              blk[jp * kc + k * NR + t] = oc < Kg ? wsrc[oc * rows + p0 + k] : 0.f;
-            }
-      }
-      return;
+    // Where weight (g, oc, row) comes from. GEMM-packed layers: their
+    // packing (the original weights are not kept), block (g, row's k
+    // block), panel oc / MR, [row in block][oc % MR]. A Winograd-packed
+    // layer run directly (small_plane_direct; groups 1): its original
+    // weights where it kept them (F(4x4)-capable layers), else taken back
+    // from its F(2x2) copy (winograd2_unpack). Such layers keep both
+    // copies (ResNet-50: +19 MB for its two 512-channel 7x7 layers).
+    std::vector<float> unpacked;
+    const float* w = w_.data();
+    if (wino_ != 0 && w_.empty()) {
+      std::lock_guard<std::mutex> g(wino_mu_);
+      unpacked = winograd2_unpack();
+      w = unpacked.data();
     }
+    auto weight = [&](index_t g, index_t oc, index_t row) {
+      if (wino_ != 0) return w[oc * rows + row];
+      const index_t p0 = row / kc_ * kc_, kc = std::min(kc_, rows - p0);
+      return a_.data()[g * mpad_ * rows + p0 * mpad_ + oc / mr_ * mr_ * kc + (row - p0) * mr_ +
+                       oc % mr_];
+    };
     for (index_t g = 0; g < G; ++g)
       for (index_t p0 = 0; p0 < rows; p0 += kc_) {
         const index_t kc = std::min(kc_, rows - p0);
@@ -915,16 +891,40 @@ const float* PackedConv2d::transposed_weights() const {
           for (index_t k = 0; k < kc; ++k)
             for (index_t t = 0; t < NR; ++t) {
               const index_t oc = jp + t;
-              // from the GEMM packing (the original weights are not kept):
-              // block (g, p0), panel oc / MR, [k][oc % MR]
-              blk[jp * kc + k * NR + t] =
-                  oc < Kg ? a_.data()[g * mpad_ * rows + p0 * mpad_ + (oc / mr_) * mr_ * kc +
-                                      k * mr_ + oc % mr_]
-                          : 0.f;
+              blk[jp * kc + k * NR + t] = oc < Kg ? weight(g, oc, p0 + k) : 0.f;
             }
       }
   });
   return bt_.data();
+}
+
+// The original [K][C][3][3] weights from the F(2x2) copy in a_ (packed as
+// pack_winograd leaves it: [xi][k block][K padded x kc] in MR-row panels).
+// U = G g G^T and G's first and last rows are e0 and e2, so with
+// R = (row 0, row 1 - row 2, row 3) of a 4-vector, g = R U R^T: exact up
+// to U's rounding (~1e-7 relative). Under wino_mu_.
+std::vector<float> PackedConv2d::winograd2_unpack() const {
+  const index_t K = geom_.K, C = geom_.C;
+  std::vector<float> w(size_t(K * C * 9));
+  for (index_t k = 0; k < K; ++k)
+    for (index_t c = 0; c < C; ++c) {
+      const index_t c0 = c / kc_ * kc_, kc = std::min(kc_, C - c0);
+      const float* u0 = a_.data() + c0 * mpad_ + k / mr_ * mr_ * kc + (c - c0) * mr_ + k % mr_;
+      double u[4][4], t[3][4];
+      for (int xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = u0[xi * mpad_ * C];
+      for (int j = 0; j < 4; ++j) {
+        t[0][j] = u[0][j];
+        t[1][j] = u[1][j] - u[2][j];
+        t[2][j] = u[3][j];
+      }
+      float* g = w.data() + (k * C + c) * 9;
+      for (int r = 0; r < 3; ++r) {
+        g[r * 3] = float(t[r][0]);
+        g[r * 3 + 1] = float(t[r][1] - t[r][2]);
+        g[r * 3 + 2] = float(t[r][3]);
+      }
+    }
+  return w;
 }
 
 // Jobs of a Winograd layer: blocks of rpj tile rows x mb blocks of output
@@ -1173,7 +1173,7 @@ void PackedConv2d::run(const Conv2dParams& p, const float* x, float* y, const Ep
   const bool packed_gemm = a == ConvAlgo::ImplicitGemm || a == ConvAlgo::Gemm1x1 ||
                            a == ConvAlgo::ShiftedGemm;
   const bool direct = a == ConvAlgo::ImplicitGemm && wino_ == 2 && forced_ == ConvAlgo::Auto &&
-                      small_plane_direct(p);  // transposed weights from w_
+                      small_plane_direct(p);  // (transposed_weights unpacks them)
   const bool ok = wino ? (a == ConvAlgo::Winograd3x3 ? wino_ == 2 : wino_ != 0)
                        : (wino_ == 0 || direct);
   if (!ok && (wino || packed_gemm))
