@@ -123,7 +123,7 @@ bool in_place_1x1(const Conv2dParams& p) {
 bool small_plane_direct(const Conv2dParams& p) {
   const KernelTable& kt = kernels();
   const index_t ohw = p.OH * p.OW;
-  return kt.winograd_small_direct && kt.gemm_block_rows7 && ohw > 0 && ohw <= 49 &&
+  return kt.winograd_small_direct && ohw > 0 && ohw <= 49 &&
          ohw % 7 == 0 && p.Kg() >= 2 * kt.gemm_nr;
 }
 

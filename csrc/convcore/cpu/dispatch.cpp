@@ -59,6 +59,8 @@ KernelTable choose() {
   if (const char* s = std::getenv("CONVCORE_SHIFTED_1X1")) t.shifted_1x1 = std::atoi(s) != 0;
   if (const char* s = std::getenv("CONVCORE_WINOGRAD_SMALL_DIRECT"))
     t.winograd_small_direct = std::atoi(s) != 0;
+  // (the direct path runs on the 7-row tiles, which only some tables have)
+  t.winograd_small_direct = t.winograd_small_direct && t.gemm_block_rows7;
 #if defined(_SC_LEVEL1_DCACHE_SIZE)
   t.l1d_bytes = std::max(0L, sysconf(_SC_LEVEL1_DCACHE_SIZE));
 #endif
